@@ -1,0 +1,76 @@
+# Driftline's dev loop. `make test` is what CI runs: on a machine with only python3 and make it
+# creates the virtualenv, installs the pinned dependencies and every tool the checks need, then runs
+# lint, type checks, the generated-files check and the test suite.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.driftline-installed
+PYTEST_ARGS ?=
+
+.PHONY: help install lock fmt lint typecheck crds check-generated test test-unit test-integration \
+        bench demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+# The virtualenv is rebuilt when pyproject.toml or a lock file changes.
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing pinned dependencies into $(VENV) ..."
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements-dev.lock \
+		-e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## create or refresh the virtualenv with pinned dependencies
+
+# Two locks: requirements.lock is what the image installs (runtime only), requirements-dev.lock what
+# the virtualenv installs (runtime + dev). Both are resolved from pyproject.toml in scratch venvs.
+lock: ## re-resolve dependencies into requirements.lock and requirements-dev.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check .
+	.lock-venv/bin/pip freeze | grep -iv '^driftline' | sort -f > requirements.lock
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check '.[dev]'
+	.lock-venv/bin/pip freeze | grep -iv '^driftline' | sort -f > requirements-dev.lock
+	rm -rf .lock-venv
+
+fmt: $(STAMP) ## format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint: $(STAMP) ## ruff (lint + format check), import-linter layers, hadolint on the Dockerfile
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
+
+typecheck: $(STAMP) ## mypy --strict on both packages
+	$(BIN)/mypy -p driftline.operator -p driftline.serving
+
+crds: $(STAMP) ## regenerate crds/ and the chart's copy from the pydantic API models
+	$(BIN)/driftline crds --out crds --out charts/driftline/crds
+
+check-generated: crds ## fail when generated files differ from what is committed
+	@git diff --exit-code --stat -- crds charts/driftline/crds || \
+		(echo "generated files are stale: run 'make crds' and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- crds charts/driftline/crds)" || \
+		(echo "untracked generated files: run 'make crds' and commit" >&2; git status --short crds; exit 1)
+
+test-unit: $(STAMP) ## the fast unit layer only
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP) ## real processes on 127.0.0.1 and the Kubernetes API emulator
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+test: lint typecheck ## everything CI runs: lint, types, generated files, all tests
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: ## every benchmark, side by side with the peers (slow; writes bench/results/)
+	@echo "see the bench-* targets"
+
+clean: ## remove the virtualenv, tool downloads and caches
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info

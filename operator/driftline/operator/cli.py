@@ -1,0 +1,56 @@
+"""The ``driftline`` and ``kubectl-driftline`` command lines.
+
+Every role of the one image is a subcommand here (``driftline operator|serve|route|…``).
+Subcommands that belong to the data plane are defined in ``driftline.serving`` and only assembled
+here, so that the data plane never imports the control plane. Heavy imports (kopf, onnxruntime,
+the Kubernetes client) happen inside the command that needs them, so ``driftline --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from driftline.operator import __version__
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="driftline")
+def driftline() -> None:
+    """Driftline: take ONNX models to production safely.
+
+    One program for every role: the Kubernetes operator, the model server, the router, the drift
+    monitor, the offline drift tool and local mode. Run ``driftline COMMAND --help`` for the
+    details of each command.
+    """
+
+
+@driftline.command()
+def version() -> None:
+    """Print Driftline's version and the API group/version it serves."""
+    from driftline.operator import names
+
+    click.echo(f"driftline {__version__} (API {names.API_VERSION})")
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="kubectl-driftline")
+def kubectl_driftline() -> None:
+    """Driftline's kubectl plugin: ``kubectl driftline COMMAND``.
+
+    Installed as the ``kubectl-driftline`` executable on your PATH, kubectl finds it as a plugin.
+    """
+
+
+kubectl_driftline.add_command(version)
+
+
+def main() -> None:
+    """Entry point of the ``driftline`` console script."""
+    driftline()
+
+
+def kubectl_main() -> None:
+    """Entry point of the ``kubectl-driftline`` console script (kubectl plugin)."""
+    kubectl_driftline()

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -38,3 +41,33 @@ def registry() -> CollectorRegistry:
 def repo_root() -> Path:
     """The repository's root folder."""
     return ROOT
+
+
+def load_quickstart_train() -> ModuleType:
+    """Import examples/quickstart/train.py (not a package) as the module ``quickstart_train``."""
+    if "quickstart_train" in sys.modules:
+        return sys.modules["quickstart_train"]
+    path = ROOT / "examples" / "quickstart" / "train.py"
+    spec = importlib.util.spec_from_file_location("quickstart_train", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["quickstart_train"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def quickstart_train() -> ModuleType:
+    """The quickstart training module (make_dataset, train_onnx, build, FEATURES, ...)."""
+    return load_quickstart_train()
+
+
+@pytest.fixture(scope="session")
+def quickstart_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the quickstart artifacts (models v1-v3, reference and traffic data, digests).
+
+    Built once per test session with the default seed, so digests equal the committed manifests'.
+    """
+    out = tmp_path_factory.mktemp("quickstart")
+    load_quickstart_train().build(out, log=False)
+    return out

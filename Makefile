@@ -66,7 +66,7 @@ test-unit: $(STAMP) ## the fast unit layer only
 test-integration: $(STAMP) ## real processes on 127.0.0.1 and the Kubernetes API emulator
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-test: lint typecheck ## everything CI runs: lint, types, generated files, all tests
+test: lint typecheck check-generated ## everything CI runs: lint, types, generated files, all tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: ## every benchmark, side by side with the peers (slow; writes bench/results/)

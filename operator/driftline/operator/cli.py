@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from driftline.operator import __version__
+from driftline.operator import __version__, crds_command
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -32,6 +32,9 @@ def version() -> None:
     from driftline.operator import names
 
     click.echo(f"driftline {__version__} (API {names.API_VERSION})")
+
+
+driftline.add_command(crds_command.crds)
 
 
 @click.group(context_settings=CONTEXT)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from driftline.operator import __version__, crds_command
+from driftline.operator.command import operator_command
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -47,6 +48,8 @@ def kubectl_driftline() -> None:
 
 
 kubectl_driftline.add_command(version)
+
+driftline.add_command(operator_command)
 
 
 def main() -> None:

@@ -66,3 +66,13 @@ LABEL_MODEL: Final = f"{GROUP}/model"
 # kopf's own bookkeeping goes under our prefix, not kopf.zalando.org.
 FINALIZER: Final = f"{GROUP}/finalizer"
 ANNOTATIONS_PREFIX: Final = GROUP
+
+ANNOTATION_LAST_APPLIED: Final = f"{GROUP}/last-applied"
+"""What Driftline applied last to a child (canonical JSON): the base of three-way patches, so a
+field we stop rendering is removed while fields written by others (an HPA's replicas) stay."""
+
+PEERING_NAME: Final = "driftline"
+"""The kopf peering object replicas of the operator coordinate through (one active at a time)."""
+
+FIELD_MANAGER: Final = "driftline-operator"
+"""The field manager / component name the operator writes under (Events' ``source.component``)."""

@@ -1,0 +1,453 @@
+"""The only module that talks to the Kubernetes API (besides kopf itself).
+
+Owns: the ``Applier`` and ``Reader`` seams the handlers depend on, and ``KubeClient``, their real
+implementation over the official ``kubernetes`` client. Handlers never import the client; tests
+replace these protocols with in-memory fakes or run ``KubeClient`` against the API emulator.
+
+Contract of ``apply``: idempotent create-or-patch of each manifest, in order. An object is created
+when absent and patched (JSON merge patch) when it differs; an unchanged object gets no write at
+all, so re-running a reconcile is free and emits no watch events. Patches are three-way (see
+``driftline.operator.manifests``): fields Driftline rendered before and no longer renders are
+removed; fields owned by others (an HPA's ``spec.replicas``) are left alone. Names are
+deterministic, so a retried create can never duplicate a child: it meets ``409 AlreadyExists``
+and patches instead.
+
+Contract of ``prune``: delete the objects of the given kinds that carry the selector labels, are
+controlled by the owner, and are not in ``keep``. Objects without the owner's reference are never
+deleted, whatever their labels say.
+
+Retries: 409 Conflict, 429, 5xx and connection errors are retried with exponential backoff (the
+budget is a ``RetryPolicy``); what remains is raised as ``ApiUnavailable`` (temporary). 400/403/422
+are raised at once as ``ApiRejected`` (permanent: a retry would be refused again).
+
+Why the blocking client in threads rather than an async client: the pinned ``kubernetes`` package is
+the one kopf's login helper configures (kubeconfig or in-cluster, token refresh); each call runs in
+``asyncio.to_thread`` so kopf's event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, cast
+from urllib.parse import quote
+
+import kubernetes
+import urllib3
+
+from driftline.operator import names
+from driftline.operator.errors import ApiRejected, ApiUnavailable
+from driftline.operator.manifests import (
+    JsonObject,
+    Manifest,
+    ObjectKey,
+    OwnerReference,
+    apply_patch,
+    as_json,
+    canonical,
+    is_noop,
+    key_of,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind is served: URL path parts and scope."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        """``group/version`` (or just ``version`` for the core group)."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
+        """The URL path of the collection, or of one object (and its subresource)."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{quote(name, safe='')}"
+            if sub is not None:
+                base += f"/{sub}"
+        return base
+
+
+RESOURCES: dict[tuple[str, str], Resource] = {
+    ("apps/v1", "Deployment"): Resource("apps", "v1", "deployments"),
+    ("v1", "Service"): Resource("", "v1", "services"),
+    ("v1", "ConfigMap"): Resource("", "v1", "configmaps"),
+    ("v1", "Event"): Resource("", "v1", "events"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): Resource(
+        "autoscaling", "v2", "horizontalpodautoscalers"
+    ),
+    ("policy/v1", "PodDisruptionBudget"): Resource("policy", "v1", "poddisruptionbudgets"),
+    ("batch/v1", "Job"): Resource("batch", "v1", "jobs"),
+    **{
+        (names.API_VERSION, k.kind): Resource(names.GROUP, names.VERSION, k.plural)
+        for k in names.KINDS
+    },
+}
+"""Every kind Driftline reads or writes. Fixed, so no discovery round-trips are needed."""
+
+
+def resource_of(api_version: str, kind: str) -> Resource:
+    """The ``Resource`` serving ``kind`` in ``api_version``.
+
+    Raises:
+        KeyError: for a kind Driftline does not manage (a programming error, not user input).
+    """
+    return RESOURCES[(api_version, kind)]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to retry conflicts and transient API failures.
+
+    Attributes:
+        attempts: total tries per call (1 = no retry).
+        base_delay: seconds before the first retry; doubles each time.
+        max_delay: ceiling of one wait, in seconds.
+    """
+
+    attempts: int = 6
+    base_delay: float = 0.1
+    max_delay: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
+        return float(min(self.max_delay, self.base_delay * (2**attempt)))
+
+
+RETRIABLE = frozenset({0, 409, 429, 500, 502, 503, 504})
+"""Statuses worth another try (0: the connection failed). Other 5xx are retried as well."""
+
+
+def _retriable(status: int) -> bool:
+    return status in RETRIABLE or status >= 500
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What ``apply`` did to one object."""
+
+    key: ObjectKey
+    action: str
+    """``created``, ``patched`` or ``unchanged``."""
+
+
+class Reader(Protocol):
+    """Reads objects; the seam handlers use to load references (e.g. a Deployment's Model)."""
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> JsonObject | None:
+        """The object, or ``None`` when it does not exist."""
+        ...
+
+
+class Applier(Protocol):
+    """Writes children; the seam between handlers and the cluster."""
+
+    async def apply(
+        self, manifests: Sequence[Manifest], owner: OwnerReference | None
+    ) -> list[ApplyResult]:
+        """Create or patch each manifest (owned by ``owner``) so the cluster matches it."""
+        ...
+
+    async def prune(
+        self,
+        namespace: str,
+        selector: Mapping[str, str],
+        keep: Collection[ObjectKey],
+        kinds: Sequence[tuple[str, str]],
+        owner_uid: str,
+    ) -> list[ObjectKey]:
+        """Delete the selected, owned objects of ``kinds`` not in ``keep``; return their keys."""
+        ...
+
+
+class Cluster(Applier, Reader, Protocol):
+    """Both seams at once: what the handlers are given."""
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    body: JsonObject | None
+    text: str
+
+
+def _selector(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _with_owner(manifest: Manifest, owner: OwnerReference | None) -> JsonObject:
+    """The manifest as JSON, owned by ``owner`` and carrying its own last-applied record."""
+    body = as_json(manifest)
+    meta = body["metadata"]
+    assert isinstance(meta, dict)
+    if owner is not None:
+        refs = meta.get("ownerReferences")
+        kept = (
+            [r for r in refs if isinstance(r, dict) and r.get("uid") != owner["uid"]]
+            if isinstance(refs, list)
+            else []
+        )
+        meta["ownerReferences"] = [*kept, cast(JsonObject, dict(owner))]
+    annotations = meta.get("annotations")
+    annotations = dict(annotations) if isinstance(annotations, dict) else {}
+    annotations.pop(names.ANNOTATION_LAST_APPLIED, None)
+    meta["annotations"] = annotations
+    record = canonical(body)
+    annotations[names.ANNOTATION_LAST_APPLIED] = record
+    return body
+
+
+def _last_applied(live: JsonObject) -> JsonObject | None:
+    meta = live.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    text = annotations.get(names.ANNOTATION_LAST_APPLIED) if isinstance(annotations, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None  # someone edited it: treat as unknown (remove nothing)
+    return value if isinstance(value, dict) else None
+
+
+def _owned_by(obj: JsonObject, owner_uid: str) -> bool:
+    meta = obj.get("metadata")
+    refs = meta.get("ownerReferences") if isinstance(meta, dict) else None
+    return isinstance(refs, list) and any(
+        isinstance(r, dict) and r.get("uid") == owner_uid for r in refs
+    )
+
+
+class KubeClient:
+    """``Applier`` and ``Reader`` over the official ``kubernetes`` client (blocking, in threads).
+
+    Args:
+        api_client: a configured ``kubernetes.client.ApiClient``; closed by ``close()``.
+        retry: the retry budget for conflicts and transient failures.
+        request_timeout: seconds one HTTP request may take.
+    """
+
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        request_timeout: float = 30.0,
+    ) -> None:
+        self._api = api_client
+        self._retry = retry
+        self._timeout = request_timeout
+
+    @classmethod
+    def from_environment(cls, *, retry: RetryPolicy = RetryPolicy()) -> KubeClient:
+        """A client configured in-cluster when running in a pod, else from the kubeconfig."""
+        try:
+            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+        return cls(kubernetes.client.ApiClient(), retry=retry)
+
+    def close(self) -> None:
+        """Close pooled connections (an open keep-alive connection delays servers' shutdown)."""
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    # ------------------------------------------------------------------ HTTP
+    def _call_blocking(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        body: JsonObject | None,
+        content_type: str,
+    ) -> _Response:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            _, url, hdrs, data, _ = self._api.param_serialize(
+                method,
+                path,
+                query_params=list(query) or None,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            raw = self._api.call_api(
+                method, url, header_params=hdrs, body=data, _request_timeout=self._timeout
+            )
+            raw.read()  # type: ignore[no-untyped-call]
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            return _Response(0, None, f"connection failed: {e}")
+        text = raw.data.decode("utf-8", errors="replace") if raw.data else ""
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = None
+        return _Response(
+            int(raw.status), cast(JsonObject, parsed) if isinstance(parsed, dict) else None, text
+        )
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: JsonObject | None = None,
+        content_type: str = "application/json",
+    ) -> _Response:
+        return await asyncio.to_thread(self._call_blocking, method, path, query, body, content_type)
+
+    @staticmethod
+    def _message(resp: _Response) -> str:
+        if resp.body is not None and isinstance(resp.body.get("message"), str):
+            return str(resp.body["message"])
+        return resp.text[:500]
+
+    async def _backoff(self, attempt: int, what: str, resp: _Response) -> None:
+        if attempt + 1 >= self._retry.attempts:
+            raise ApiUnavailable(
+                f"{what}: gave up after {self._retry.attempts} attempts: "
+                f"HTTP {resp.status}: {self._message(resp)}",
+                status=resp.status,
+            )
+        delay = self._retry.delay(attempt)
+        log.info("%s: HTTP %s, retrying in %.2fs", what, resp.status, delay)
+        await asyncio.sleep(delay)
+
+    def _reject(self, what: str, resp: _Response) -> ApiRejected:
+        reason = resp.body.get("reason") if resp.body is not None else None
+        return ApiRejected(
+            f"{what}: HTTP {resp.status}: {self._message(resp)}",
+            status=resp.status,
+            reason=reason if isinstance(reason, str) and reason else None,
+        )
+
+    # ------------------------------------------------------------------ Reader
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> JsonObject | None:
+        """The object, or ``None`` when it does not exist (transient failures retried)."""
+        res = resource_of(api_version, kind)
+        what = f"get {kind}/{name} in {namespace}"
+        for attempt in range(self._retry.attempts):
+            resp = await self._call("GET", res.path(namespace, name))
+            if resp.status == 200 and resp.body is not None:
+                return resp.body
+            if resp.status == 404:
+                return None
+            if not _retriable(resp.status) or resp.status == 409:
+                raise self._reject(what, resp)
+            await self._backoff(attempt, what, resp)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def list_objects(
+        self, api_version: str, kind: str, namespace: str, selector: Mapping[str, str]
+    ) -> list[JsonObject]:
+        """Objects of ``kind`` in ``namespace`` carrying all ``selector`` labels."""
+        res = resource_of(api_version, kind)
+        what = f"list {kind} in {namespace}"
+        query = [("labelSelector", _selector(selector))] if selector else []
+        for attempt in range(self._retry.attempts):
+            resp = await self._call("GET", res.path(namespace), query=query)
+            if resp.status == 200 and resp.body is not None:
+                items = resp.body.get("items")
+                return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+            if not _retriable(resp.status) or resp.status == 409:
+                raise self._reject(what, resp)
+            await self._backoff(attempt, what, resp)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ Applier
+    async def apply(
+        self, manifests: Sequence[Manifest], owner: OwnerReference | None
+    ) -> list[ApplyResult]:
+        """Create or patch each manifest in order; see the module docstring for the contract."""
+        return [await self._apply_one(m, owner) for m in manifests]
+
+    async def _apply_one(self, manifest: Manifest, owner: OwnerReference | None) -> ApplyResult:
+        key = key_of(manifest)
+        res = resource_of(key.api_version, key.kind)
+        desired = _with_owner(manifest, owner)
+        what = f"apply {key}"
+        for attempt in range(self._retry.attempts):
+            resp = await self._call("GET", res.path(key.namespace, key.name))
+            if resp.status == 404:
+                resp = await self._call("POST", res.path(key.namespace), body=desired)
+                if resp.status in (200, 201):
+                    return ApplyResult(key, "created")
+                if resp.status == 409:  # AlreadyExists: someone (or our lost try) created it
+                    continue
+            elif resp.status == 200 and resp.body is not None:
+                patch = apply_patch(_last_applied(resp.body), desired)
+                if is_noop(resp.body, patch):
+                    return ApplyResult(key, "unchanged")
+                resp = await self._call(
+                    "PATCH",
+                    res.path(key.namespace, key.name),
+                    body=patch,
+                    content_type="application/merge-patch+json",
+                )
+                if resp.status == 200:
+                    return ApplyResult(key, "patched")
+                if resp.status == 404:  # deleted between our read and write: create it again
+                    continue
+            if not _retriable(resp.status):
+                raise self._reject(what, resp)
+            await self._backoff(attempt, what, resp)
+        raise ApiUnavailable(
+            f"{what}: no stable outcome after {self._retry.attempts} attempts", status=409
+        )
+
+    async def prune(
+        self,
+        namespace: str,
+        selector: Mapping[str, str],
+        keep: Collection[ObjectKey],
+        kinds: Sequence[tuple[str, str]],
+        owner_uid: str,
+    ) -> list[ObjectKey]:
+        """Delete selected, owned objects of ``kinds`` not in ``keep``; see the module docstring."""
+        keep_set = set(keep)
+        deleted: list[ObjectKey] = []
+        for api_version, kind in kinds:
+            for obj in await self.list_objects(api_version, kind, namespace, selector):
+                meta = obj.get("metadata")
+                name = meta.get("name") if isinstance(meta, dict) else None
+                if not isinstance(name, str):
+                    continue
+                key = ObjectKey(api_version, kind, namespace, name)
+                if key in keep_set or not _owned_by(obj, owner_uid):
+                    continue
+                if await self._delete(key):
+                    deleted.append(key)
+        return deleted
+
+    async def _delete(self, key: ObjectKey) -> bool:
+        res = resource_of(key.api_version, key.kind)
+        what = f"delete {key}"
+        options: JsonObject = {"propagationPolicy": "Background"}
+        for attempt in range(self._retry.attempts):
+            resp = await self._call("DELETE", res.path(key.namespace, key.name), body=options)
+            if resp.status in (200, 202):
+                return True
+            if resp.status == 404:
+                return False
+            if not _retriable(resp.status):
+                raise self._reject(what, resp)
+            await self._backoff(attempt, what, resp)
+        raise AssertionError("unreachable")  # pragma: no cover

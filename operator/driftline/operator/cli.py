@@ -12,6 +12,7 @@ import click
 
 from driftline.operator import __version__, crds_command
 from driftline.operator.command import operator_command
+from driftline.serving import cli as serving_cli
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -36,6 +37,8 @@ def version() -> None:
 
 
 driftline.add_command(crds_command.crds)
+driftline.add_command(serving_cli.serve)
+driftline.add_command(serving_cli.fetch)
 
 
 @click.group(context_settings=CONTEXT)

@@ -1,0 +1,194 @@
+"""The ``driftline serve`` and ``driftline fetch`` commands (registered by the operator's CLI).
+
+Who uses it: ``driftline.operator.cli`` adds :data:`serve` and :data:`fetch` to the ``driftline``
+group. Heavy imports (numpy, onnxruntime, the HTTP stack) happen inside the commands so that
+``driftline --help`` stays fast.
+
+``serve``'s flags are generated from :class:`~driftline.serving.settings.ServerSettings`: one flag
+per field, its help text the field's docstring, its environment variable
+``DRIFTLINE_SERVE_<FIELD>``. A flag on the command line wins over the environment; the defaults
+live in the settings class only.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+import typing
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from driftline.serving.settings import ServerSettings
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _option_for(field_name: str) -> click.Option:
+    info = ServerSettings.model_fields[field_name]
+    annotation: object = info.annotation
+    flag = field_name.replace("_", "-")
+    envvar = f"DRIFTLINE_SERVE_{field_name.upper()}"
+    help_text = (info.description or "").replace("\n", " ").replace("``", "")
+    if info.is_required():
+        help_text += " [required]"
+    else:
+        help_text += f" [default: {info.default}]"
+    args = typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType):  # X | None: the flag takes X
+        annotation = next(a for a in args if a is not type(None))
+        args = typing.get_args(annotation)
+    click_type: object
+    if annotation is bool:
+        return click.Option(
+            [f"--{flag}/--no-{flag}", field_name],
+            default=None,
+            envvar=envvar,
+            show_envvar=True,
+            help=help_text,
+        )
+    if typing.get_origin(annotation) is typing.Literal:
+        click_type = click.Choice([str(a) for a in args])
+    elif annotation is Path:
+        click_type = click.Path(path_type=Path)
+    elif annotation is int:
+        click_type = click.INT
+    elif annotation is float:
+        click_type = click.FLOAT
+    elif annotation is str:
+        click_type = click.STRING
+    else:  # pragma: no cover - guarded by a test over every field
+        raise TypeError(f"no flag type for settings field {field_name}: {annotation}")
+    return click.Option(
+        [f"--{flag}", field_name],
+        type=click_type,
+        default=None,
+        envvar=envvar,
+        show_envvar=True,
+        help=help_text,
+    )
+
+
+def _serve(**flags: object) -> None:
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        settings = ServerSettings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+            if e["loc"]
+            else e["msg"]
+            for e in exc.errors()
+        )
+        raise click.UsageError(problems) from None
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from driftline.serving.http import run_event_loop
+    from driftline.serving.server import run
+
+    run_event_loop(run(settings))
+
+
+serve = click.Command(
+    "serve",
+    callback=_serve,
+    params=[_option_for(name) for name in ServerSettings.model_fields],
+    context_settings=CONTEXT,
+    help=(
+        "Serve one ONNX model over the Open Inference Protocol v2 (REST).\n\n"
+        "Endpoints: /v2, /v2/health/live, /v2/health/ready, /v2/models/NAME[/versions/V]"
+        "[/ready|/infer], /metrics (Prometheus). Every flag can also be set with the environment "
+        "variable shown; a flag given on the command line wins. The server answers probes at "
+        "once and turns ready when the model is loaded and warmed up; SIGTERM stops accepting, "
+        "finishes in-flight requests, flushes prediction records and exits."
+    ),
+)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("uri", envvar="DRIFTLINE_FETCH_URI")
+@click.option(
+    "--sha256",
+    required=True,
+    envvar="DRIFTLINE_FETCH_SHA256",
+    show_envvar=True,
+    help="Expected sha256 of the file (64 hex digits, optional 'sha256:' prefix).",
+)
+@click.option(
+    "--dest",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="DRIFTLINE_FETCH_DEST",
+    show_envvar=True,
+    help="Destination folder (created when missing).",
+)
+@click.option(
+    "--name",
+    default=None,
+    envvar="DRIFTLINE_FETCH_NAME",
+    show_envvar=True,
+    help="Destination file name [default: the URI's last path segment].",
+)
+@click.option(
+    "--attempts",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    envvar="DRIFTLINE_FETCH_ATTEMPTS",
+    show_envvar=True,
+    help="Attempts for transient failures (network errors, dropped connections, 408/429/5xx).",
+)
+@click.option(
+    "--backoff-s",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0.0, 60.0),
+    envvar="DRIFTLINE_FETCH_BACKOFF_S",
+    show_envvar=True,
+    help="Seconds before the first retry; doubles each retry (at most 10 s).",
+)
+@click.option(
+    "--timeout-s",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600.0),
+    envvar="DRIFTLINE_FETCH_TIMEOUT_S",
+    show_envvar=True,
+    help="Network timeout per request in seconds.",
+)
+def fetch(
+    uri: str,
+    sha256: str,
+    dest: Path,
+    name: str | None,
+    attempts: int,
+    backoff_s: float,
+    timeout_s: float,
+) -> None:
+    """Download URI into DEST, verify its sha256 and rename it into place atomically.
+
+    URI is http(s)://, file:// or a path (s3:// with the 's3' extra). Nothing is left at the
+    destination unless the digest matches; a mismatch fails with both digests. Transient
+    failures are retried with exponential backoff. Prints the final path.
+    """
+    logging.basicConfig(level="INFO", format="%(levelname)s %(message)s", stream=sys.stderr)
+    from driftline.serving.fetch import FetchError, RetryPolicy
+    from driftline.serving.fetch import fetch as do_fetch
+
+    try:
+        path = do_fetch(
+            uri,
+            sha256,
+            dest,
+            name=name,
+            retry=RetryPolicy(attempts=attempts, backoff_s=backoff_s),
+            timeout_s=timeout_s,
+        )
+    except FetchError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(path))

@@ -1,0 +1,432 @@
+"""The model server app: the OIP v2 route table, the one error mapper, and the process lifecycle.
+
+Who uses it: ``driftline serve`` calls :func:`run` with its :class:`ServerSettings`; tests build a
+:class:`ModelServer` over a :class:`~driftline.serving.runtime.FakeRuntime` or a real
+:class:`~driftline.serving.runtime.OnnxRuntime` and call :meth:`ModelServer.handle` in-process,
+or start the whole process.
+
+The request path, in order: route (exact-path table for the served model, then the pattern table
+:data:`ROUTES` for everything else) -> readiness -> ``protocol.parse_infer_request`` ->
+``batching.Batcher`` -> ``protocol.encode_infer_response`` -> metrics and prediction record.
+Every :class:`~driftline.serving.errors.ServingError` becomes ``{"error": message}`` with its
+status in :meth:`ModelServer.handle`, the only mapper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from importlib import metadata
+from typing import Final
+
+import numpy as np
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from driftline.serving.batching import Batcher
+from driftline.serving.errors import (
+    InvalidInput,
+    MethodNotAllowed,
+    ModelNotFound,
+    ModelNotReady,
+    ServingError,
+)
+from driftline.serving.http import HttpServer, Request, Response, json_error
+from driftline.serving.metrics import ServerMetrics
+from driftline.serving.protocol import (
+    HEADER_LENGTH,
+    Array,
+    Policy,
+    encode_infer_response,
+    model_metadata,
+    parse_infer_request,
+)
+from driftline.serving.recorder import Entry, RecordShipper, http_post
+from driftline.serving.runtime import ModelLoadError, ModelRuntime, OnnxRuntime, SessionConfig
+from driftline.serving.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME: Final = "driftline"
+EXTENSIONS: Final = ("binary_tensor_data",)
+"""Protocol extensions advertised by ``GET /v2`` (Triton's binary tensor extension)."""
+
+ROUTES: Final = (
+    ("GET", "/v2", "server_metadata"),
+    ("GET", "/v2/health/live", "live"),
+    ("GET", "/v2/health/ready", "ready"),
+    ("GET", "/v2/models/{name}", "model_metadata"),
+    ("GET", "/v2/models/{name}/versions/{version}", "model_metadata"),
+    ("GET", "/v2/models/{name}/ready", "model_ready"),
+    ("GET", "/v2/models/{name}/versions/{version}/ready", "model_ready"),
+    ("POST", "/v2/models/{name}/infer", "infer"),
+    ("POST", "/v2/models/{name}/versions/{version}/infer", "infer"),
+    ("GET", "/metrics", "metrics"),
+)
+"""The whole URL table: (method, path pattern, endpoint). ``{x}`` matches one path segment."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A routed request: the endpoint and the path parameters."""
+
+    endpoint: str
+    params: Mapping[str, str]
+
+
+def match_route(method: str, path: str) -> Match:
+    """Route ``method`` + ``path`` through :data:`ROUTES` (pure).
+
+    Raises:
+        ModelNotFound: no pattern matches the path (404, the protocol's error for unknown paths).
+        MethodNotAllowed: a pattern matches the path but not for ``method``.
+    """
+    segments = path.split("/")
+    allowed: list[str] = []
+    for verb, pattern, endpoint in ROUTES:
+        parts = pattern.split("/")
+        if len(parts) != len(segments):
+            continue
+        params: dict[str, str] = {}
+        for want, got in zip(parts, segments, strict=True):
+            if want.startswith("{"):
+                if not got:
+                    break
+                params[want[1:-1]] = got
+            elif want != got:
+                break
+        else:
+            if verb == method:
+                return Match(endpoint, params)
+            allowed.append(verb)
+    if allowed:
+        raise MethodNotAllowed(f"{method} is not allowed on {path} (allowed: {', '.join(allowed)})")
+    raise ModelNotFound(f"no such endpoint: {path}")
+
+
+_OUTCOME: Final = {
+    HTTPStatus.BAD_REQUEST: "invalid",
+    HTTPStatus.NOT_FOUND: "not_found",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "too_large",
+    HTTPStatus.SERVICE_UNAVAILABLE: "not_ready",
+}
+
+
+def _server_version() -> str:
+    try:
+        return metadata.version("driftline")
+    except metadata.PackageNotFoundError:  # running from a source tree without an install
+        return "0"
+
+
+class ModelServer:
+    """One served model: the HTTP handler (:meth:`handle`) and its model lifecycle."""
+
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        metrics: ServerMetrics,
+        registry: CollectorRegistry,
+        *,
+        name: str,
+        version: str,
+        policy: Policy,
+        max_batch_size: int,
+        max_delay_s: float,
+        shipper: RecordShipper | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._metrics = metrics
+        self._registry = registry
+        self._name = name
+        self._version = version
+        self._policy = policy
+        self._max_batch_size = max_batch_size
+        self._max_delay_s = max_delay_s
+        self._shipper = shipper
+        self._batcher: Batcher | None = None
+        self._not_ready_reason = "the model is loading"
+        self._inflight = 0
+        self._ids = 0
+        self._boot = f"{os.getpid():x}{int(time.time()) & 0xFFFFFF:06x}"
+        self._server_meta = orjson.dumps(
+            {"name": SERVER_NAME, "version": _server_version(), "extensions": list(EXTENSIONS)}
+        )
+        self._model_meta = b""
+        # the served model's own paths, resolved without pattern matching (the hot path)
+        self._exact: dict[tuple[str, str], Match] = {}
+        for base, params in (
+            (f"/v2/models/{name}", {"name": name}),
+            (f"/v2/models/{name}/versions/{version}", {"name": name, "version": version}),
+        ):
+            self._exact[("POST", base + "/infer")] = Match("infer", params)
+            self._exact[("GET", base)] = Match("model_metadata", params)
+            self._exact[("GET", base + "/ready")] = Match("model_ready", params)
+        metrics.watch(lambda: self.queued_rows, lambda: self._inflight)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the model is loaded, verified and warmed up."""
+        return self._batcher is not None
+
+    @property
+    def queued_rows(self) -> int:
+        """Rows waiting for a model run."""
+        return self._batcher.queued_rows if self._batcher is not None else 0
+
+    # ------------------------------------------------------------------------------ lifecycle
+    async def load(self) -> bool:
+        """Load, verify and warm up the model, then start batching.
+
+        Returns False (after one log line) on failure, leaving the server up but not ready.
+        """
+        try:
+            await self._runtime.load()
+        except ModelLoadError as exc:
+            self._not_ready_reason = f"the model failed to load: {exc}"
+            log.error("model %s version %s is not ready: %s", self._name, self._version, exc)
+            return False
+        signature = self._runtime.signature
+        self._model_meta = orjson.dumps(model_metadata(self._name, self._version, signature))
+        batcher = Batcher(
+            self._runtime,
+            max_batch_size=self._max_batch_size,
+            max_delay_s=self._max_delay_s,
+            batchable=signature.batchable,
+            on_batch=self._metrics.batch_rows.observe,
+        )
+        batcher.start()
+        self._batcher = batcher
+        self._metrics.model_ready.set(1)
+        log.info(
+            "model %s version %s is ready (batchable: %s)",
+            self._name,
+            self._version,
+            signature.batchable,
+        )
+        return True
+
+    async def close(self) -> None:
+        """Finish queued runs, stop batching and release the model (after HTTP shut down)."""
+        batcher, self._batcher = self._batcher, None
+        self._not_ready_reason = "the server is shutting down"
+        self._metrics.model_ready.set(0)
+        if batcher is not None:
+            await batcher.close()
+        await self._runtime.unload()
+
+    # ------------------------------------------------------------------------------ handling
+    async def handle(self, request: Request) -> Response:
+        """Answer one HTTP request; the one place :class:`ServingError` becomes a response."""
+        route = self._exact.get((request.method, request.path))
+        try:
+            if route is None:
+                route = match_route(request.method, request.path)
+            if route.endpoint == "infer":
+                return await self._infer(request, route.params)
+            return self._get(route)
+        except ServingError as exc:
+            return json_error(exc.status, exc.message)
+
+    def _check_model(self, params: Mapping[str, str]) -> None:
+        name = params.get("name")
+        if name != self._name:
+            raise ModelNotFound(f"model {name!r} is not served here (serving {self._name!r})")
+        version = params.get("version")
+        if version is not None and version != self._version:
+            raise ModelNotFound(
+                f"model {self._name!r} has no version {version!r} (serving {self._version!r})"
+            )
+
+    def _get(self, route: Match) -> Response:
+        endpoint = route.endpoint
+        if endpoint == "live":
+            return Response(200, b'{"live":true}')
+        if endpoint == "ready":
+            if not self.ready:
+                raise ModelNotReady(f"server is not ready: {self._not_ready_reason}")
+            return Response(200, b'{"ready":true}')
+        if endpoint == "server_metadata":
+            return Response(200, self._server_meta)
+        if endpoint == "metrics":
+            return Response(200, generate_latest(self._registry), CONTENT_TYPE_LATEST)
+        self._check_model(route.params)
+        if endpoint == "model_ready":
+            if not self.ready:
+                raise ModelNotReady(f"model {self._name!r} is not ready: {self._not_ready_reason}")
+            return Response(200, orjson.dumps({"name": self._name, "ready": True}))
+        if not self.ready:  # model_metadata needs the loaded signature
+            raise ModelNotReady(f"model {self._name!r} is not ready: {self._not_ready_reason}")
+        return Response(200, self._model_meta)
+
+    async def _infer(self, request: Request, params: Mapping[str, str]) -> Response:
+        started = time.perf_counter()
+        self._inflight += 1
+        metrics = self._metrics
+        try:
+            self._check_model(params)
+            batcher = self._batcher
+            if batcher is None:
+                raise ModelNotReady(f"model {self._name!r} is not ready: {self._not_ready_reason}")
+            header_length = _header_length(request.headers)
+            encoding = request.headers.get("content-encoding", "identity").lower()
+            if encoding != "identity":
+                raise InvalidInput(f"Content-Encoding {encoding!r} is not supported")
+            signature = self._runtime.signature
+            req = parse_infer_request(
+                request.body, signature, self._policy, header_length=header_length
+            )
+            outputs = await batcher.submit(req.inputs, req.rows)
+            specs = (
+                signature.outputs
+                if req.outputs is None
+                else tuple(s for n in req.outputs for s in signature.outputs if s.name == n)
+            )
+            body, json_length = encode_infer_response(
+                self._name,
+                self._version,
+                req.id,
+                [(s, outputs[s.name]) for s in specs],
+                req.binary_outputs,
+            )
+            latency = time.perf_counter() - started
+            metrics.request_duration.observe(latency)
+            metrics.count("ok")
+            if self._shipper is not None:
+                self._record(req.id, req.rows, req.inputs, outputs, latency, signature.batchable)
+            if json_length is None:
+                return Response(200, body)
+            return Response(
+                200,
+                body,
+                "application/octet-stream",
+                (("inference-header-content-length", str(json_length)),),
+            )
+        except ServingError as exc:
+            metrics.count(_OUTCOME.get(exc.status, "error"))
+            raise
+        finally:
+            self._inflight -= 1
+
+    def _record(
+        self,
+        request_id: str | None,
+        rows: int,
+        inputs: dict[str, Array],
+        outputs: dict[str, Array],
+        latency_s: float,
+        batchable: bool,
+    ) -> None:
+        assert self._shipper is not None
+        if request_id is None:
+            self._ids += 1
+            request_id = f"{self._boot}-{self._ids}"
+        if not batchable:  # records are row-aligned: give unbatched tensors a rows axis of 1
+            inputs = {n: a[np.newaxis] for n, a in inputs.items()}
+            outputs = {n: a[np.newaxis] for n, a in outputs.items()}
+        self._shipper.add(Entry(request_id, rows, time.time(), latency_s * 1000.0, inputs, outputs))
+
+
+def _header_length(headers: Mapping[str, str]) -> int | None:
+    raw = headers.get(HEADER_LENGTH)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise InvalidInput("Inference-Header-Content-Length must be a non-negative integer")
+    return int(raw)
+
+
+# ---------------------------------------------------------------------------------- the process
+@dataclass(frozen=True)
+class Wiring:
+    """What :func:`build` assembles: the app, its record shipper and the shipper's client closer."""
+
+    app: ModelServer
+    shipper: RecordShipper | None
+    close_client: Callable[[], Awaitable[None]] | None
+
+
+def build(settings: ServerSettings, registry: CollectorRegistry) -> Wiring:
+    """Wire a :class:`ModelServer` (and its record shipper) from settings over ``registry``."""
+    metrics = ServerMetrics(registry, settings.name, settings.version)
+    runtime = OnnxRuntime(
+        settings.model,
+        SessionConfig(
+            intra_op_threads=settings.intra_op_threads,
+            inter_op_threads=settings.inter_op_threads,
+            graph_optimization=settings.graph_optimization,
+            offload=settings.offload,
+        ),
+    )
+    shipper = None
+    close_client = None
+    if settings.monitor_url is not None:
+        post, close_client = http_post(settings.monitor_url)
+        shipper = RecordShipper(
+            post,
+            metrics,
+            model=settings.name,
+            version=settings.version,
+            variant=settings.variant,
+            max_rows=settings.records_queue_rows,
+            flush_rows=settings.records_flush_rows,
+            flush_interval_s=settings.records_flush_ms / 1000.0,
+        )
+    app = ModelServer(
+        runtime,
+        metrics,
+        registry,
+        name=settings.name,
+        version=settings.version,
+        policy=Policy(
+            max_rows=settings.max_request_rows,
+            allow_non_finite=settings.non_finite == "allow",
+        ),
+        max_batch_size=settings.max_batch_size,
+        max_delay_s=settings.max_delay_ms / 1000.0,
+        shipper=shipper,
+    )
+    return Wiring(app, shipper, close_client)
+
+
+async def run(settings: ServerSettings) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully.
+
+    Order: bind and answer probes at once (live; not ready) -> load and warm the model (ready) ->
+    on SIGTERM stop accepting, finish in-flight requests, finish queued runs, flush records, exit.
+    """
+    registry = CollectorRegistry()
+    wiring = build(settings, registry)
+    app, shipper = wiring.app, wiring.shipper
+    http = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await http.start(settings.host, settings.port)
+    log.info(
+        "listening on http://%s:%d (model %s version %s)",
+        settings.host,
+        http.port,
+        settings.name,
+        settings.version,
+    )
+    shipper_task = loop.create_task(shipper.run()) if shipper is not None else None
+    load_task = loop.create_task(app.load())
+    await stop.wait()
+    log.info("shutting down: finishing in-flight requests")
+    load_task.cancel()
+    await http.shutdown(settings.shutdown_timeout_s)
+    await app.close()
+    if shipper is not None and shipper_task is not None:
+        await shipper.close()
+        await shipper_task
+    if wiring.close_client is not None:
+        await wiring.close_client()
+    log.info("stopped")

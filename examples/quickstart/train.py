@@ -15,7 +15,12 @@ drift), ``traffic.csv`` (fresh rows with labels, for load and delayed feedback),
 ``digests.json`` (sha256 of every file). Everything is seeded: the same versions of the libraries
 give the same bytes.
 
-Usage: ``python examples/quickstart/train.py [--out DIR] [--rows N] [--seed S]``
+When run as a script it also refreshes the ``sha256:`` values in the quickstart manifests
+(``manifests/*.yaml``) that name an artifact it wrote, so the manifests stay valid where floating
+point differs (another CPU, another BLAS) and the bytes with it. With the pinned libraries on the
+reference machine nothing changes (a unit test checks that the committed digests match).
+
+Usage: ``python examples/quickstart/train.py [--out DIR] [--rows N] [--seed S] [--manifests DIR]``
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import csv
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +45,9 @@ REGIONS = ("eu", "us", "apac", "latam", "africa")
 PLANS = ("basic", "pro", "enterprise")
 INPUT_NAME = "input"
 DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts"
+DEFAULT_MANIFESTS = Path(__file__).resolve().parent / "manifests"
+_URI_LINE = re.compile(r"^\s*uri:\s*file://\S*?([^/\s]+)\s*$")
+_SHA_LINE = re.compile(r"^(\s*sha256:\s*)([0-9a-f]{64})(\s*)$")
 
 
 def make_dataset(
@@ -125,6 +134,11 @@ def train_onnx(
         options={id(model.steps[-1][1]): {"zipmap": False}},  # type: ignore[attr-defined]
         target_opset=17,
     )
+    # skl2onnx collects opset imports in a set, so their order (and the file's bytes) follows
+    # PYTHONHASHSEED; sorting them makes the same inputs give the same bytes on every run.
+    imports = sorted(onx.opset_import, key=lambda o: (o.domain, o.version))
+    del onx.opset_import[:]
+    onx.opset_import.extend(imports)
     return onx.SerializeToString(), accuracy
 
 
@@ -181,16 +195,55 @@ def build(out: Path, rows: int = 5000, seed: int = 0, log: bool = True) -> dict[
     return digests
 
 
+def refresh_manifest_digests(manifests: Path, digests: dict[str, str]) -> list[Path]:
+    """Rewrite ``sha256:`` values that follow a ``uri: file://.../<artifact>`` line.
+
+    Only the digest text changes (comments and layout stay); files are rewritten only when a
+    digest differs.
+
+    Returns:
+        The manifest files that changed.
+    """
+    changed: list[Path] = []
+    for path in sorted(manifests.glob("*.yaml")):
+        lines = path.read_text().splitlines(keepends=True)
+        artifact: str | None = None
+        for i, line in enumerate(lines):
+            uri = _URI_LINE.match(line)
+            if uri:
+                artifact = uri.group(1)
+                continue
+            sha = _SHA_LINE.match(line.rstrip("\n"))
+            if sha and artifact in digests and sha.group(2) != digests[artifact]:
+                lines[i] = f"{sha.group(1)}{digests[artifact]}{sha.group(3)}\n"
+            if sha:
+                artifact = None
+        text = "".join(lines)
+        if text != path.read_text():
+            path.write_text(text)
+            changed.append(path)
+    return changed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the artifacts")
     parser.add_argument("--rows", type=int, default=5000, help="rows of training data")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    parser.add_argument(
+        "--manifests",
+        type=Path,
+        default=DEFAULT_MANIFESTS,
+        help="folder of manifests whose sha256 values are refreshed ('' to skip)",
+    )
     args = parser.parse_args(argv)
     if args.rows < 100:
         parser.error("--rows must be at least 100")
-    build(args.out, args.rows, args.seed)
+    digests = build(args.out, args.rows, args.seed)
+    if str(args.manifests) not in ("", ".") and args.manifests.is_dir():
+        for path in refresh_manifest_digests(args.manifests, digests):
+            print(f"updated sha256 digests in {path}", flush=True)
     return 0
 
 

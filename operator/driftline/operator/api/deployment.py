@@ -62,8 +62,8 @@ _ASCENDING_RULE: Final = (
 )
 _ASCENDING_MESSAGE: Final = (
     f"'steps[' + string([{_STEP_INDICES}].filter(i, i < size(self) && "
-    "self[i].weight <= self[i - 1].weight)[0]) + '].weight must be greater than the previous "
-    "step\\'s weight (weights must be strictly ascending)'"
+    'self[i].weight <= self[i - 1].weight)[0]) + "].weight must be greater than the previous '
+    "step's weight (weights must be strictly ascending)\""
 )
 
 
@@ -233,7 +233,11 @@ class Rollout(ApiModel):
             min_length=1,
             max_length=MAX_STEPS,
             json_schema_extra=cel_rules(
-                {"rule": _ASCENDING_RULE, "messageExpression": _ASCENDING_MESSAGE}
+                {
+                    "rule": _ASCENDING_RULE,
+                    "message": "step weights must be strictly ascending",
+                    "messageExpression": _ASCENDING_MESSAGE,
+                }
             ),
         ),
     ] = Field(

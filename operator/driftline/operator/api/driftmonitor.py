@@ -8,12 +8,19 @@ and which action a breach triggers (``alert``, ``rollback`` or ``retrain``). Pur
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, ClassVar, Final, Literal
+from typing import Annotated, ClassVar, Final, Literal, Self
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from driftline.operator import names
-from driftline.operator.api.meta import ApiModel, Duration, KubernetesName, StatusBase
+from driftline.operator.api.meta import (
+    ApiModel,
+    Duration,
+    KubernetesName,
+    StatusBase,
+    ValidationRule,
+    cel_rules,
+)
 from driftline.operator.api.resource import Resource
 from driftline.operator.names import KindNames
 
@@ -38,9 +45,30 @@ __all__ = [
 MAX_SEGMENTS: Final = 64
 """Segments per monitor: each one multiplies the work and the metric series."""
 
+P_VALUE_TESTS: Final = frozenset({"ks", "chisquare"})
+"""Tests whose threshold is a significance level (drift when p < threshold), so it must be < 1."""
+
+
+def _significance_rule(tests: str) -> ValidationRule:
+    return {
+        "rule": f"!(self.method in [{tests}]) || self.threshold < 1.0",
+        "message": "the threshold of a p-value test is a significance level: it must be below 1",
+        "fieldPath": ".threshold",
+    }
+
+
+def _check_significance(method: str, threshold: float) -> None:
+    if method in P_VALUE_TESTS and threshold >= 1:
+        raise ValueError(
+            f"threshold ({threshold}) of the p-value test {method!r} is a significance level: "
+            "it must be below 1"
+        )
+
 
 class NumericTest(ApiModel):
     """The drift test applied to every numeric feature."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(_significance_rule("'ks'")))
 
     method: Literal["psi", "ks", "wasserstein", "jensenshannon"] = "psi"
     """``psi`` (population stability index over reference quantile bins; default), ``ks``
@@ -52,9 +80,16 @@ class NumericTest(ApiModel):
     it (e.g. 0.05). For the others a distance: drift when the statistic is above it
     (default 0.2, the usual PSI alarm level)."""
 
+    @model_validator(mode="after")
+    def _significance_below_one(self) -> Self:
+        _check_significance(self.method, self.threshold)
+        return self
+
 
 class CategoricalTest(ApiModel):
     """The drift test applied to every categorical feature."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(_significance_rule("'chisquare'")))
 
     method: Literal["chisquare", "psi", "jensenshannon"] = "chisquare"
     """``chisquare`` (chi-square test of the window's category counts against the reference;
@@ -63,6 +98,11 @@ class CategoricalTest(ApiModel):
     threshold: Annotated[float, Field(gt=0)] = 0.05
     """Breach bound: a significance level for ``chisquare`` (drift when the corrected p-value is
     below it; default 0.05), a distance for the others (drift when above it)."""
+
+    @model_validator(mode="after")
+    def _significance_below_one(self) -> Self:
+        _check_significance(self.method, self.threshold)
+        return self
 
 
 class DriftTests(ApiModel):
@@ -92,6 +132,8 @@ class Window(ApiModel):
 class PredictionDrift(ApiModel):
     """Drift of the model's output distribution against the predictions on the reference data."""
 
+    model_config = ConfigDict(json_schema_extra=cel_rules(_significance_rule("'chisquare', 'ks'")))
+
     enabled: bool = True
     """Compare prediction distributions (default true when this block is present)."""
 
@@ -100,6 +142,11 @@ class PredictionDrift(ApiModel):
 
     threshold: Annotated[float, Field(gt=0)] = 0.1
     """Breach bound (a distance, or a significance level for ``chisquare``/``ks``; default 0.1)."""
+
+    @model_validator(mode="after")
+    def _significance_below_one(self) -> Self:
+        _check_significance(self.method, self.threshold)
+        return self
 
 
 class Segment(ApiModel):
@@ -115,6 +162,17 @@ class Segment(ApiModel):
 class MonitorPerformance(ApiModel):
     """Model quality from delayed labels (feedback joined to predictions by request id)."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            {
+                "rule": "!(self.metric in ['accuracy', 'auc']) || "
+                "(self.threshold >= 0.0 && self.threshold <= 1.0)",
+                "message": "an accuracy or auc threshold must be between 0 and 1",
+                "fieldPath": ".threshold",
+            }
+        )
+    )
+
     metric: Literal["accuracy", "auc", "mae", "rmse"]
     """``accuracy``/``auc`` (classification, higher is better) or ``mae``/``rmse`` (regression,
     lower is better)."""
@@ -129,6 +187,14 @@ class MonitorPerformance(ApiModel):
     max_label_delay: Duration = "1h"
     """Predictions whose label has not arrived by then are dropped from the join (default
     ``1h``)."""
+
+    @model_validator(mode="after")
+    def _fraction_for_fractions(self) -> MonitorPerformance:
+        if self.metric in ("accuracy", "auc") and not 0 <= self.threshold <= 1:
+            raise ValueError(
+                f"an {self.metric} threshold must be between 0 and 1, not {self.threshold}"
+            )
+        return self
 
 
 DriftAction = Literal["alert", "rollback", "retrain"]

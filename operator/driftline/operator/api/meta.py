@@ -21,9 +21,17 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
+from pathlib import PurePath
 from typing import Annotated, Any, Final, Literal, NotRequired, TypedDict
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from driftline.operator import names
@@ -122,12 +130,11 @@ def _check_duration(value: str) -> str:
 
 Duration = Annotated[
     str,
+    StringConstraints(max_length=64),
     AfterValidator(_check_duration),
-    Field(
-        pattern=DURATION_PATTERN,
-        max_length=64,
-        examples=["30s", "5m", "1h30m"],
-    ),
+    # The validator above enforces the pattern with a message that explains the format; the
+    # schema carries the same pattern for the API server.
+    Field(json_schema_extra={"pattern": DURATION_PATTERN}),
 ]
 """A Go-style duration string (``"30s"``, ``"5m"``, ``"1h30m"``, ``"250ms"``).
 
@@ -298,6 +305,25 @@ class ArtifactRef(ApiModel):
     sha256: Sha256
     """SHA-256 of the file's bytes, 64 lower-case hex characters; a mismatch rejects the file."""
 
+    def local_path(self, base: PurePath) -> PurePath | None:
+        """The file a ``file://`` URI names, or None for remote schemes.
+
+        ``file:///abs/x.onnx`` is absolute; ``file://artifacts/x.onnx`` and
+        ``file://../artifacts/x.onnx`` are relative to ``base`` (local mode passes the folder of
+        the manifest). Pure path arithmetic: nothing is read.
+
+        Args:
+            base: folder that relative paths are resolved against.
+
+        Returns:
+            The path, or None when the URI is not ``file://``.
+        """
+        if not self.uri.startswith("file://"):
+            return None
+        rest = self.uri.removeprefix("file://")
+        path = PurePath(rest)
+        return path if path.is_absolute() else base / path
+
 
 class SecretKeySelector(ApiModel):
     """One key of a Secret in the object's namespace."""
@@ -319,6 +345,16 @@ class EnvVarSource(ApiModel):
 class EnvVar(ApiModel):
     """One environment variable of a container."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            {
+                "rule": "!(has(self.value) && has(self.valueFrom))",
+                "message": "value and valueFrom are mutually exclusive",
+                "fieldPath": ".valueFrom",
+            }
+        )
+    )
+
     name: Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=256)]
     """Variable name (C identifier-like, as Kubernetes accepts)."""
 
@@ -327,6 +363,12 @@ class EnvVar(ApiModel):
 
     value_from: EnvVarSource | None = None
     """Read the value from a Secret instead of writing it inline."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvVar:
+        if self.value is not None and self.value_from is not None:
+            raise ValueError(f"env {self.name}: value and valueFrom are mutually exclusive")
+        return self
 
 
 class ResourceRequirements(ApiModel):
@@ -343,6 +385,16 @@ class ResourceRequirements(ApiModel):
 class Toleration(ApiModel):
     """A Pod toleration, as in a Pod spec: lets pods schedule onto matching tainted nodes."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            {
+                "rule": "self.operator != 'Exists' || !has(self.value)",
+                "message": "value must be empty when operator is Exists",
+                "fieldPath": ".value",
+            }
+        )
+    )
+
     key: str | None = None
     """Taint key to tolerate; empty with ``operator: Exists`` tolerates every taint."""
 
@@ -357,6 +409,12 @@ class Toleration(ApiModel):
 
     toleration_seconds: Annotated[int, Field(ge=0)] | None = None
     """For ``NoExecute``: seconds a pod stays bound after the taint appears; unset is forever."""
+
+    @model_validator(mode="after")
+    def _exists_has_no_value(self) -> Toleration:
+        if self.operator == "Exists" and self.value is not None:
+            raise ValueError("value must be empty when operator is Exists")
+        return self
 
 
 # ---------------------------------------------------------------------------------------- metadata

@@ -95,7 +95,12 @@ class ModelSpec(ApiModel):
                 "self.features.exists_one(g, g.name == f.name))",
                 "message": "feature names must be unique",
                 "fieldPath": ".features",
-            }
+            },
+            {
+                "rule": "self == oldSelf",
+                "message": "a Model is one immutable version: create a new Model instead of "
+                "changing this one",
+            },
         )
     )
 

@@ -13,6 +13,7 @@ import click
 from driftline.operator import __version__, crds_command
 from driftline.operator.command import operator_command
 from driftline.serving import cli as serving_cli
+from driftline.serving.monitor import cli as monitor_cli
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -39,6 +40,8 @@ def version() -> None:
 driftline.add_command(crds_command.crds)
 driftline.add_command(serving_cli.serve)
 driftline.add_command(serving_cli.fetch)
+driftline.add_command(monitor_cli.profile)
+driftline.add_command(monitor_cli.drift)
 
 
 @click.group(context_settings=CONTEXT)

@@ -22,9 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from driftline.serving import records
-from driftline.serving.drift import decide, stats
+from driftline.serving.drift import decide, evaluate
 from driftline.serving.drift.profile import (
-    Histograms,
     Layout,
     Profile,
     Source,
@@ -253,29 +252,14 @@ class MonitorService:
         self.feedback_results.update(result)
         return dict(result)
 
-    def _scopes(
-        self, whole: Histograms, segments: Mapping[str, list[Histograms]]
-    ) -> list[decide.Scope]:
-        layout = self.profile.layout
-        scopes = [decide.Scope(stats.compare(layout, self.profile.reference, whole), whole.rows)]
-        for seg, parts in segments.items():
-            cats = layout.categorical[self.segment_columns[seg]].categories
-            refs = self.profile.segments[seg]
-            for cat, hist in zip(cats, parts, strict=True):
-                if cat in refs:
-                    st = stats.compare(layout, refs[cat], hist)
-                    scopes.append(decide.Scope(st, hist.rows, f"{seg}={cat}"))
-        return scopes
-
     def verdicts(self) -> dict[str, object]:
         """The current verdict of every variant, as a JSON-ready document."""
         now = self.clock()
         variants: dict[str, object] = {}
         for variant, windows in self.windows.items():
             view = windows.view(now)
-            verdict = decide.decide(
-                self.profile.layout, self._scopes(view.whole, view.segments), self.config.decision
-            )
+            parts = evaluate.scopes(self.profile, view.whole, view.segments)
+            verdict = decide.decide(self.profile.layout, parts, self.config.decision)
             perf = self.log.performance(self.task or "classification", view.first_ts,
                                         view.last_ts)  # fmt: skip
             variants[variant] = {

@@ -68,15 +68,19 @@ class Lineage(ApiModel):
     training_data: Annotated[str, StringConstraints(max_length=2048)] | None = None
     """URI or description of the training dataset (and its version)."""
 
-    code_commit: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{7,64}$")] | None = None
+    code_commit: (
+        Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{7,64}$", max_length=64)] | None
+    ) = None
     """Commit of the training code (7 to 64 lower-case hex characters)."""
 
-    parameters: dict[str, str] = Field(default_factory=dict)
-    """Training hyper-parameters as strings, e.g. ``{max_depth: "6"}``."""
+    parameters: Annotated[
+        dict[str, Annotated[str, StringConstraints(max_length=1024)]], Field(max_length=128)
+    ] = Field(default_factory=dict)
+    """Training hyper-parameters as strings, e.g. ``{max_depth: "6"}`` (at most 128)."""
 
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: Annotated[dict[str, float], Field(max_length=128)] = Field(default_factory=dict)
     """Offline evaluation metrics, e.g. ``{accuracy: 0.91, auc: 0.95}``; RetrainPolicy validation
-    compares these between challenger and champion."""
+    compares these between challenger and champion (at most 128)."""
 
     framework: Annotated[str, StringConstraints(max_length=256)] | None = None
     """Training framework and version, e.g. ``scikit-learn 1.5.2``."""

@@ -76,3 +76,10 @@ PEERING_NAME: Final = "driftline"
 
 FIELD_MANAGER: Final = "driftline-operator"
 """The field manager / component name the operator writes under (Events' ``source.component``)."""
+
+ANNOTATION_COMMAND: Final = f"{GROUP}/command"
+"""The rollout command annotation on a Deployment: ``<verb>:<id>`` (``promote:1763776800-a1b2``).
+
+``kubectl driftline promote|abort|retry|pause|resume`` sets it with a merge patch; GitOps tools do
+not revert it (it is not in git), and the operator applies each id once
+(``driftline.operator.rollout.parse_command``)."""

@@ -37,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -49,14 +50,17 @@ from driftline.operator.analysis import (
     Thresholds,
     VariantRole,
 )
+from driftline.operator.names import ANNOTATION_COMMAND
 
 __all__ = [
     "DEFAULT_DRAIN_S",
+    "MAX_REMEMBERED_COMMANDS",
     "PAUSE_ANALYSIS_FAILED",
     "PAUSE_APPROVAL",
     "PAUSE_DEADLINE",
     "PAUSE_MANUAL",
     "PAUSE_NO_DATA",
+    "VERBS",
     "AnalysisRequest",
     "Command",
     "Decision",
@@ -70,6 +74,8 @@ __all__ = [
     "Verb",
     "analysis_due",
     "analysis_request",
+    "cast_verb",
+    "parse_command",
     "step",
     "traffic",
     "wake_at",
@@ -90,6 +96,10 @@ PAUSE_ANALYSIS_FAILED: Final = "AnalysisFailed"
 """``onFailure: pause`` and the failure limit was exceeded; the weight is held for a human."""
 PAUSE_DEADLINE: Final = "ProgressDeadlineExceeded"
 """``onFailure: pause`` and the progress deadline passed; the weight is held for a human."""
+
+MAX_REMEMBERED_COMMANDS: Final = 16
+"""Command ids remembered in status: an old annotation value re-applied (a restored backup, a
+script re-run) is still recognised, while the status stays small."""
 
 _HUMAN_PAUSES: Final = frozenset(
     {PAUSE_MANUAL, PAUSE_APPROVAL, PAUSE_ANALYSIS_FAILED, PAUSE_DEADLINE}
@@ -217,7 +227,8 @@ class RolloutState:
             from here.
         failures: failed ticks in a row in this rollout.
         last_analysis: the last analysis tick consumed.
-        last_command: the id of the last command applied (each command applies once).
+        commands: ids of the last ``MAX_REMEMBERED_COMMANDS`` commands applied, newest last: a
+            command whose id is among them is not applied again.
         draining: a Model that lost its traffic and keeps running until ``drain_until``.
         drain_until: when ``draining`` may be removed.
     """
@@ -236,7 +247,7 @@ class RolloutState:
     progress_at: datetime | None = None
     failures: int = 0
     last_analysis: AnalysisResult | None = None
-    last_command: str | None = None
+    commands: tuple[str, ...] = ()
     draining: str | None = None
     drain_until: datetime | None = None
 
@@ -254,7 +265,7 @@ Verb = Literal["promote", "abort", "retry", "pause", "resume"]
 
 @dataclass(frozen=True)
 class Command:
-    """A human command; applied once, by ``id`` (the state records the last applied id).
+    """A human command; applied once, by ``id`` (the state remembers recent ids).
 
     Attributes:
         verb: what to do.
@@ -263,6 +274,52 @@ class Command:
 
     verb: Verb
     id: str
+
+    def annotation_value(self) -> str:
+        """The ``driftline.dev/command`` annotation value: ``<verb>:<id>``."""
+        return f"{self.verb}:{self.id}"
+
+
+VERBS: Final[tuple[Verb, ...]] = ("promote", "abort", "retry", "pause", "resume")
+"""Every command verb, in the order ``kubectl driftline --help`` lists them."""
+
+_COMMAND_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def parse_command(value: str) -> Command:
+    """Parse the ``driftline.dev/command`` annotation (``<verb>:<id>``, e.g. ``promote:17637-a1``).
+
+    Args:
+        value: the annotation's value, as read from the object.
+
+    Returns:
+        The command.
+
+    Raises:
+        ValueError: naming the annotation and what is wrong (unknown verb, missing or malformed
+            id). The caller reports it (an Event) and carries on: a bad annotation never stops
+            reconciling.
+    """
+    verb, sep, ident = value.strip().partition(":")
+    where = f"annotation {ANNOTATION_COMMAND}={value!r}"
+    if not sep:
+        raise ValueError(f"{where}: expected '<verb>:<id>', e.g. 'promote:1763776800-a1b2'")
+    if verb not in VERBS:
+        raise ValueError(f"{where}: unknown verb {verb!r}; expected one of {', '.join(VERBS)}")
+    if not _COMMAND_ID.fullmatch(ident):
+        raise ValueError(
+            f"{where}: the id must be 1-63 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+    return Command(cast_verb(verb), ident)
+
+
+def cast_verb(verb: str) -> Verb:
+    """Narrow a checked verb string to ``Verb`` (raises ValueError for anything else)."""
+    for known in VERBS:
+        if verb == known:
+            return known
+    raise ValueError(f"unknown verb {verb!r}; expected one of {', '.join(VERBS)}")
 
 
 # ---------------------------------------------------------------------------------------- decisions
@@ -502,8 +559,8 @@ class _Log:
 
 
 def _drain(state: RolloutState, model: str | None, now: datetime, policy: Policy) -> RolloutState:
-    """Mark ``model`` as draining, unless it still serves in the new state."""
-    if model is None or model in (state.stable, state.target):
+    """Mark ``model`` as draining, unless it still serves or is draining already."""
+    if model is None or model in (state.stable, state.target) or model == state.draining:
         return state
     return replace(
         state, draining=model, drain_until=now + timedelta(seconds=max(policy.drain_s, 0.0))
@@ -699,9 +756,9 @@ def _next(
 def _command(
     state: RolloutState, policy: Policy, command: Command, now: datetime, log: _Log
 ) -> RolloutState:
-    if command.id == state.last_command:
+    if command.id in state.commands:
         return state
-    s = replace(state, last_command=command.id)
+    s = replace(state, commands=(*state.commands, command.id)[-MAX_REMEMBERED_COMMANDS:])
     verb = command.verb
     if verb == "promote":
         if s.target is None or s.stage == Stage.IDLE:

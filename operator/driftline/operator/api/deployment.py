@@ -42,6 +42,7 @@ __all__ = [
     "PerformanceCheck",
     "PodOverrides",
     "Rollout",
+    "RolloutRecord",
     "RolloutStep",
     "RouterSpec",
     "Shadow",
@@ -427,6 +428,12 @@ class AnalysisCheck(ApiModel):
     samples: Annotated[int, Field(ge=0)] = 0
     """Requests or predictions the value is computed from."""
 
+    reason: str | None = None
+    """CamelCase cause: ``Passed``, ``NotEnoughData``, or the failure (``ErrorRateTooHigh``…)."""
+
+    message: str | None = None
+    """The numbers behind the verdict, for humans (e.g. ``error rate 0.03 > 0.01``)."""
+
 
 class AnalysisStatus(ApiModel):
     """The result of the most recent analysis tick."""
@@ -442,6 +449,16 @@ class AnalysisStatus(ApiModel):
 
     checks: list[AnalysisCheck] = Field(default_factory=list)
     """Each check's value and bound."""
+
+    outcome: Literal["pass", "fail", "hold"] | None = None
+    """What the rollout did with the tick after the ``noData`` policy: advance, count a failure,
+    or hold (neither)."""
+
+    reason: str | None = None
+    """CamelCase cause: ``AnalysisPassed``, ``NoData`` or the first failed check's reason."""
+
+    message: str | None = None
+    """One line with the numbers behind the verdict."""
 
 
 class HistoryEntry(ApiModel):
@@ -463,6 +480,12 @@ class HistoryEntry(ApiModel):
         "RolledBack",
         "Aborted",
         "Retried",
+        "Deployed",
+        "AnalysisFailed",
+        "Superseded",
+        "Reverted",
+        "Drained",
+        "CommandIgnored",
     ]
     """What happened."""
 
@@ -471,6 +494,43 @@ class HistoryEntry(ApiModel):
 
     message: str | None = None
     """The numbers behind the decision, for humans."""
+
+
+class RolloutRecord(ApiModel):
+    """The rollout state machine's bookkeeping (``driftline.operator.rollout``).
+
+    Kept in status so a restarted operator resumes at the same step. Humans read ``phase`` and
+    ``message``; this is for the machine.
+    """
+
+    stage: Literal["Idle", "Shadow", "Canary", "Aborted"] = "Idle"
+    """Where the rollout is: ``Idle`` (only stable serves), ``Shadow``, ``Canary`` or ``Aborted``
+    (rolled back; stays until ``spec.model`` changes, ``retry`` or ``promote``)."""
+
+    target: str | None = None
+    """The Model being rolled out, or the one that was aborted."""
+
+    mirror_percent: Annotated[int, Field(ge=0, le=100)] = 0
+    """Percent of requests mirrored to the shadow during a shadow phase."""
+
+    reason: str | None = None
+    """CamelCase cause of the last transition (``AllStepsPassed``, ``ErrorRateTooHigh``…)."""
+
+    progress_at: datetime | None = None
+    """Last progress (step start, passing analysis, resume); ``progressDeadline`` counts from
+    here."""
+
+    failures: Annotated[int, Field(ge=0)] = 0
+    """Failed analysis ticks in a row (compared with ``failureLimit``)."""
+
+    commands: Annotated[list[str], Field(max_length=16)] = Field(default_factory=list)
+    """Ids of the last ``driftline.dev/command`` values applied, newest last (each applies once)."""
+
+    draining: str | None = None
+    """A Model that lost its traffic and keeps running until ``drainUntil``."""
+
+    drain_until: datetime | None = None
+    """When ``draining`` is removed."""
 
 
 class DeploymentStatus(StatusBase):
@@ -526,6 +586,9 @@ class DeploymentStatus(StatusBase):
         default_factory=list
     )
     """The last 50 decisions, oldest first."""
+
+    rollout: RolloutRecord | None = None
+    """The rollout state machine's bookkeeping (stage, target, deadline and command ids)."""
 
 
 class Deployment(Resource[DeploymentSpec, DeploymentStatus]):

@@ -75,6 +75,8 @@ __all__ = [
     "analysis_due",
     "analysis_request",
     "cast_verb",
+    "command_patch",
+    "new_command_id",
     "parse_command",
     "step",
     "traffic",
@@ -314,6 +316,40 @@ def parse_command(value: str) -> Command:
     return Command(cast_verb(verb), ident)
 
 
+def command_patch(command: Command) -> dict[str, dict[str, dict[str, str]]]:
+    """The merge-patch body ``kubectl driftline <verb>`` sends to the Deployment.
+
+    An annotation, not a spec field: GitOps tools (Argo CD, Flux) do not revert it, and the
+    generation does not change, so observedGeneration stays honest.
+
+    Args:
+        command: the command.
+
+    Returns:
+        ``{"metadata": {"annotations": {"driftline.dev/command": "<verb>:<id>"}}}``.
+    """
+    return {"metadata": {"annotations": {ANNOTATION_COMMAND: command.annotation_value()}}}
+
+
+def new_command_id(now: datetime, entropy: str) -> str:
+    """A command id: unix seconds and a caller-supplied random token (``1763776800-a1b2c3``).
+
+    Pure: the caller passes the clock and the randomness (e.g. ``secrets.token_hex(3)``), so the
+    id sorts by time and two users pressing the same button in one second still differ.
+
+    Args:
+        now: the current time (timezone-aware).
+        entropy: letters and digits, e.g. ``secrets.token_hex(3)``.
+
+    Returns:
+        An id ``parse_command`` accepts.
+    """
+    ident = f"{int(now.timestamp())}-{entropy}"
+    if not _COMMAND_ID.fullmatch(ident):
+        raise ValueError(f"entropy {entropy!r} makes an invalid command id {ident!r}")
+    return ident
+
+
 def cast_verb(verb: str) -> Verb:
     """Narrow a checked verb string to ``Verb`` (raises ValueError for anything else)."""
     for known in VERBS:
@@ -377,6 +413,15 @@ class Decision:
     from_model: str | None = None
     to_model: str | None = None
     weight: int = 0
+
+    @property
+    def rollback(self) -> bool:
+        """True when traffic went back to stable (``driftline_rollbacks_total{reason}`` counts it).
+
+        Automatic rollbacks, manual aborts and spec reverts mid-rollout; not a supersede (the new
+        rollout replaces the old one) and not a hold under ``onFailure: pause``.
+        """
+        return self.kind in (DecisionKind.ROLLED_BACK, DecisionKind.ABORTED)
 
     @property
     def warning(self) -> bool:

@@ -20,6 +20,8 @@ from driftline.operator.rollout import (
     Command,
     RolloutState,
     Stage,
+    command_patch,
+    new_command_id,
     parse_command,
     step,
     traffic,
@@ -58,6 +60,17 @@ def test_annotation_key_lives_in_names() -> None:
     assert names.ANNOTATION_COMMAND == "driftline.dev/command"
 
 
+def test_the_patch_kubectl_driftline_sends() -> None:
+    ident = new_command_id(T0, "a1b2c3")
+    assert ident == f"{int(T0.timestamp())}-a1b2c3"
+    patch = command_patch(Command("promote", ident))
+    assert patch == {"metadata": {"annotations": {"driftline.dev/command": f"promote:{ident}"}}}
+    value = patch["metadata"]["annotations"][names.ANNOTATION_COMMAND]
+    assert parse_command(value) == Command("promote", ident)
+    with pytest.raises(ValueError, match="invalid command id"):
+        new_command_id(T0, "no spaces")
+
+
 def _canary_at_step_2(sim: SimFactory) -> Sim:
     s = sim()
     s.desired = "v2"
@@ -81,7 +94,7 @@ def test_abort_rolls_back_whatever_on_failure_says(sim: SimFactory) -> None:
     s.send("abort", "a1")
     (decision,) = s.tick()
     assert (decision.kind.value, decision.reason) == ("Aborted", "ManualAbort")
-    assert decision.warning
+    assert decision.warning and decision.rollback
     assert s.state.stage == Stage.ABORTED and s.state.weight == 0
     assert s.status is not None and s.status.phase == "Degraded"
 

@@ -42,6 +42,7 @@ driftline.add_command(serving_cli.serve)
 driftline.add_command(serving_cli.fetch)
 driftline.add_command(monitor_cli.profile)
 driftline.add_command(monitor_cli.drift)
+driftline.add_command(monitor_cli.monitor)
 
 
 @click.group(context_settings=CONTEXT)

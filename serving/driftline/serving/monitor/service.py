@@ -116,12 +116,14 @@ class IngestResult:
     Attributes:
         rows: rows counted into windows.
         dropped: rows dropped, by reason.
-        error: why the frame was rejected (None when accepted).
+        error: why the frame was rejected or its rows dropped (None when accepted).
+        variant: the frame's variant (empty when the frame was malformed).
     """
 
     rows: int
     dropped: Mapping[str, int]
     error: str | None = None
+    variant: str = ""
 
 
 def _predictions(batch: records.RecordBatch, cfg: MonitorConfig) -> tuple[str, Float, Float] | None:
@@ -214,12 +216,12 @@ class MonitorService:
         variant = batch.variant
         if variant not in self.windows and len(self.windows) >= self.config.max_variants:
             self.dropped["too_many_variants"] += batch.rows
-            return IngestResult(0, {"too_many_variants": batch.rows})
+            return IngestResult(0, {"too_many_variants": batch.rows}, "too many variants", variant)
         try:
             numeric, codes = extract(self.profile.layout, batch)
         except ExtractError as exc:
             self.dropped["missing_feature"] += batch.rows
-            return IngestResult(0, {"missing_feature": batch.rows}, str(exc))
+            return IngestResult(0, {"missing_feature": batch.rows}, str(exc), variant)
         windows = self.windows.get(variant)
         if windows is None:
             windows = Windows(
@@ -241,7 +243,7 @@ class MonitorService:
             self.log.log(
                 variant, batch.version, batch.request_ids, batch.timestamps, score, predicted
             )
-        return IngestResult(batch.rows - late, dropped)
+        return IngestResult(batch.rows - late, dropped, None, variant)
 
     def feedback(self, items: Sequence[Feedback]) -> dict[str, int]:
         """Join delayed labels; returns how many items got each result."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from driftline.operator import __version__, crds_command
+from driftline.operator import __version__, crds_command, validate_command
 from driftline.operator.command import operator_command
 from driftline.serving import cli as serving_cli
 from driftline.serving.monitor import cli as monitor_cli
@@ -38,6 +38,7 @@ def version() -> None:
 
 
 driftline.add_command(crds_command.crds)
+driftline.add_command(validate_command.validate)
 driftline.add_command(serving_cli.serve)
 driftline.add_command(serving_cli.fetch)
 driftline.add_command(monitor_cli.profile)

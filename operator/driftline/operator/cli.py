@@ -14,6 +14,7 @@ from driftline.operator import __version__, crds_command, validate_command
 from driftline.operator.command import operator_command
 from driftline.serving import cli as serving_cli
 from driftline.serving.monitor import cli as monitor_cli
+from driftline.serving.router.cli import route
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -44,6 +45,7 @@ driftline.add_command(serving_cli.fetch)
 driftline.add_command(monitor_cli.profile)
 driftline.add_command(monitor_cli.drift)
 driftline.add_command(monitor_cli.monitor)
+driftline.add_command(route)
 
 
 @click.group(context_settings=CONTEXT)

@@ -1,0 +1,106 @@
+"""Shadow vs primary: how much do the two variants' answers to the same request agree?
+
+Who uses it: the proxy's shadow task calls :func:`compare_bodies` with the primary's and the
+shadow's inference response bodies (Open Inference Protocol JSON) and adds the resulting
+:class:`Comparison` to the stats window and the metrics of the pair (primary, shadow). This is what
+a shadow phase's analysis reads.
+
+Which outputs count as what: an output whose datatype is an integer, ``BOOL`` or ``BYTES`` is a
+*class* output, compared element by element for equality (agreement rate); an ``FP16/32/64``
+output is a *score*, compared by absolute difference (mean absolute difference). Outputs are
+matched by name; one present in only one answer, or with a different element count, makes the
+pair *uncomparable* (counted, never guessed at).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import orjson
+
+_CLASS_TYPES: Final = frozenset(
+    ["BOOL", "BYTES", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"]
+)
+_SCORE_TYPES: Final = frozenset(["FP16", "FP32", "FP64"])
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The element counts of one comparison (sums over outputs).
+
+    Attributes:
+        comparable: False when the answers could not be matched (then every count is 0).
+        class_n: class elements compared.
+        class_agree: class elements equal in both answers.
+        score_n: score elements compared.
+        score_abs_sum: sum of ``|primary - shadow|`` over the score elements.
+    """
+
+    comparable: bool
+    class_n: int = 0
+    class_agree: int = 0
+    score_n: int = 0
+    score_abs_sum: float = 0.0
+
+
+UNCOMPARABLE: Final = Comparison(False)
+
+
+def _outputs(body: bytes) -> dict[str, tuple[str, list[object]]] | None:
+    """``{name: (datatype, data)}`` of an OIP inference response, or None when malformed."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    outputs = doc.get("outputs") if isinstance(doc, dict) else None
+    if not isinstance(outputs, list):
+        return None
+    found: dict[str, tuple[str, list[object]]] = {}
+    for item in outputs:
+        if not isinstance(item, dict):
+            return None
+        name, datatype, data = item.get("name"), item.get("datatype"), item.get("data")
+        if not isinstance(name, str) or not isinstance(datatype, str) or not isinstance(data, list):
+            return None
+        found[name] = (datatype, data)
+    return found
+
+
+def compare_bodies(primary: bytes, shadow: bytes) -> Comparison:
+    """Compare two OIP inference response bodies output by output (pure).
+
+    Returns:
+        The counts, or :data:`UNCOMPARABLE` when either body is malformed, the output names
+        differ, or an output differs in datatype class or element count.
+    """
+    left, right = _outputs(primary), _outputs(shadow)
+    if left is None or right is None or not left or left.keys() != right.keys():
+        return UNCOMPARABLE
+    class_n = class_agree = score_n = 0
+    score_abs_sum = 0.0
+    try:
+        for name, (datatype, data) in left.items():
+            other_type, other_data = right[name]
+            if datatype in _SCORE_TYPES and other_type in _SCORE_TYPES:
+                a = np.asarray(data, dtype=np.float64).ravel()
+                b = np.asarray(other_data, dtype=np.float64).ravel()
+                if a.shape != b.shape:
+                    return UNCOMPARABLE
+                score_n += a.size
+                score_abs_sum += float(np.abs(a - b).sum())
+            elif datatype in _CLASS_TYPES and other_type in _CLASS_TYPES:
+                a = np.asarray(data).ravel()
+                b = np.asarray(other_data).ravel()
+                if a.shape != b.shape:
+                    return UNCOMPARABLE
+                class_n += a.size
+                class_agree += int(np.count_nonzero(a == b))
+            else:
+                return UNCOMPARABLE
+    except (ValueError, TypeError):  # ragged or non-numeric data: not an answer we can compare
+        return UNCOMPARABLE
+    if not np.isfinite(score_abs_sum):
+        return UNCOMPARABLE
+    return Comparison(True, class_n, class_agree, score_n, score_abs_sum)

@@ -1,0 +1,193 @@
+"""The router's Prometheus metrics, built over a registry passed in (never module-level).
+
+Who uses it: ``driftline route`` builds one :class:`RouterMetrics` over its registry; the proxy
+updates it on every request; ``GET /metrics`` exposes the registry. Tests pass a fresh registry.
+
+Names (all ``driftline_router_*``; labels in braces)::
+
+    requests_total{variant,outcome}          outcome: ok | client_error | server_error |
+                                             unavailable | timeout
+    request_duration_seconds{variant}        histogram, client-facing latency
+    fallbacks_total{variant}                 requests of a variant with no healthy endpoint,
+                                             sent to stable
+    upstream_retries_total{variant}          retries on another endpoint after a connect failure
+    upstream_ejections_total{variant,endpoint}
+    healthy_endpoints{variant}               endpoints not ejected (at the last scrape)
+    shadow_requests_total{primary,shadow,outcome}   outcome: compared | uncomparable | error |
+                                             timeout | dropped
+    shadow_class_elements_total{primary,shadow}     class elements compared
+    shadow_class_agreements_total{primary,shadow}   ... of which equal
+    shadow_score_elements_total{primary,shadow}     score elements compared
+    shadow_score_abs_diff_total{primary,shadow}     sum of |primary - shadow| over them
+    shadow_agreement_ratio{primary,shadow}   class agreements / class elements since start
+    shadow_score_mean_abs_diff{primary,shadow}
+    route_table_version                      ``version`` of the live table
+    route_table_reloads_total{source,result} source: file | admin; result: applied | rejected
+    weight_percent{variant}                  live weight; mirror_percent for the shadow
+    mirror_percent
+    feedback_total{variant,outcome}          outcome: forwarded | failed | no_monitor
+
+Agreement over an interval is ``rate(agreements) / rate(elements)`` in PromQL; the ratio gauges
+are for dashboards that want one number.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from driftline.serving.router.table import VARIANTS, RouteTable
+
+LATENCY_BUCKETS_S: Final = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+"""Sub-millisecond to seconds: a proxied small-model inference is a few milliseconds."""
+
+OUTCOMES: Final = ("ok", "client_error", "server_error", "unavailable", "timeout")
+SHADOW_OUTCOMES: Final = ("compared", "uncomparable", "error", "timeout", "dropped")
+
+
+class RouterMetrics:
+    """Every metric of one router process, registered on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        prefix = "driftline_router_"
+        self.requests = Counter(
+            prefix + "requests",
+            "Requests answered, by the variant that answered and the outcome.",
+            ["variant", "outcome"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            prefix + "request_duration_seconds",
+            "Client-facing latency of requests forwarded to a variant.",
+            ["variant"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            prefix + "fallbacks",
+            "Requests picked for a variant with no healthy endpoint and sent to stable.",
+            ["variant"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            prefix + "upstream_retries",
+            "Requests retried on another endpoint after a connect failure.",
+            ["variant"],
+            registry=registry,
+        )
+        self.ejections = Counter(
+            prefix + "upstream_ejections",
+            "Endpoints ejected after connect failures.",
+            ["variant", "endpoint"],
+            registry=registry,
+        )
+        self.healthy_endpoints = Gauge(
+            prefix + "healthy_endpoints",
+            "Endpoints of a variant that are not ejected.",
+            ["variant"],
+            registry=registry,
+        )
+        self.shadow_requests = Counter(
+            prefix + "shadow_requests",
+            "Mirrored copies by outcome.",
+            ["primary", "shadow", "outcome"],
+            registry=registry,
+        )
+        self.shadow_class_elements = Counter(
+            prefix + "shadow_class_elements",
+            "Class output elements compared between primary and shadow.",
+            ["primary", "shadow"],
+            registry=registry,
+        )
+        self.shadow_class_agreements = Counter(
+            prefix + "shadow_class_agreements",
+            "Class output elements equal in primary and shadow answers.",
+            ["primary", "shadow"],
+            registry=registry,
+        )
+        self.shadow_score_elements = Counter(
+            prefix + "shadow_score_elements",
+            "Score output elements compared between primary and shadow.",
+            ["primary", "shadow"],
+            registry=registry,
+        )
+        self.shadow_score_abs_diff = Counter(
+            prefix + "shadow_score_abs_diff",
+            "Sum of absolute differences of score elements between primary and shadow.",
+            ["primary", "shadow"],
+            registry=registry,
+        )
+        self.shadow_agreement = Gauge(
+            prefix + "shadow_agreement_ratio",
+            "Share of class elements equal in primary and shadow answers, since start.",
+            ["primary", "shadow"],
+            registry=registry,
+        )
+        self.shadow_mad = Gauge(
+            prefix + "shadow_score_mean_abs_diff",
+            "Mean absolute difference of score elements between primary and shadow, since start.",
+            ["primary", "shadow"],
+            registry=registry,
+        )
+        self.table_version = Gauge(
+            prefix + "route_table_version",
+            "The version of the live route table.",
+            registry=registry,
+        )
+        self.reloads = Counter(
+            prefix + "route_table_reloads",
+            "Route table changes by source and result.",
+            ["source", "result"],
+            registry=registry,
+        )
+        self.weight = Gauge(
+            prefix + "weight_percent",
+            "Live traffic weight of a variant in percent.",
+            ["variant"],
+            registry=registry,
+        )
+        self.mirror = Gauge(
+            prefix + "mirror_percent",
+            "Percent of inference requests mirrored to the shadow.",
+            registry=registry,
+        )
+        self.feedback = Counter(
+            prefix + "feedback",
+            "Feedback posts by the variant they were forwarded for and the outcome.",
+            ["variant", "outcome"],
+            registry=registry,
+        )
+        # Children resolved once: a labels() lookup per request is measurable on the hot path.
+        self.request_children = {
+            (v, o): self.requests.labels(v, o) for v in VARIANTS for o in OUTCOMES
+        }
+        self.duration_children = {v: self.duration.labels(v) for v in VARIANTS}
+        for variant in VARIANTS:
+            self.fallbacks.labels(variant)
+            self.retries.labels(variant)
+
+    def show_table(self, table: RouteTable) -> None:
+        """Export the live table: its version, weights and mirror percent."""
+        self.table_version.set(table.version)
+        for variant in VARIANTS:
+            self.weight.labels(variant).set(table.weight(variant))
+        self.mirror.set(table.shadow.mirror_percent if table.shadow is not None else 0)

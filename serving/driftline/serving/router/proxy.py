@@ -1,0 +1,625 @@
+"""The router's request path: split, forward, retry, mirror, compare, feedback, stats.
+
+Who uses it: :mod:`driftline.serving.router.main` builds one :class:`Router` and serves
+:meth:`Router.handle` on the public port and :meth:`Router.handle_admin` on the admin port with the
+serving core (:mod:`driftline.serving.http`). The file watcher and the admin endpoint change the
+table through :meth:`Router.load`.
+
+How a request flows (public port)::
+
+    /v2/health/live|ready        answered here (ready: stable has an endpoint not ejected)
+    /v2, /v2/...                 draw u (sticky header hash, else random) -> pick -> route
+                                 (a variant with no healthy endpoint gives its share to stable)
+                                 -> forward on a keep-alive pool, retry once on another endpoint
+                                 of the same variant when the connect fails
+                                 -> answer with the upstream status, headers and body unchanged,
+                                 plus x-driftline-variant / -model-version / -route-version;
+                                 POST .../infer may also be mirrored to the shadow (a task: the
+                                 client never waits for it; its answer is compared, then dropped)
+    POST {feedback_path}         forwarded to the monitor of the variant named by the
+                                 x-driftline-variant header (the one the answer carried)
+    GET /stats, GET /metrics     the JSON stats for the rollout analysis; Prometheus
+
+Why one immutable :class:`_Live` snapshot per table: a request reads ``self._live`` once and uses
+that table and those pools to the end, so a reload swaps one reference and never drops or mixes a
+request; pools of endpoints that left the table are retired (idle connections closed, in-flight
+ones finish).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Final
+from urllib.parse import parse_qs
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from driftline.serving import headers as hdr
+from driftline.serving.http import JSON, Request, Response, json_error
+from driftline.serving.router.compare import Comparison, compare_bodies
+from driftline.serving.router.health import HealthPolicy
+from driftline.serving.router.metrics import RouterMetrics
+from driftline.serving.router.stats import (
+    ShadowWindow,
+    VariantWindow,
+    request_summary_json,
+    shadow_summary_json,
+)
+from driftline.serving.router.table import (
+    VARIANTS,
+    Endpoint,
+    LiveName,
+    LiveVariant,
+    RouteTable,
+    RouteTableError,
+    ShadowVariant,
+    VariantName,
+    mirrored,
+    parse_table,
+    pick,
+    sticky_draw,
+)
+from driftline.serving.router.upstream import (
+    HOP_BY_HOP,
+    ConnectFailed,
+    EndpointPool,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeout,
+    VariantUpstreams,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FEEDBACK_PATH: Final = "/v1/feedback"
+"""Where feedback is posted on the router, and where it is forwarded on a variant's monitor."""
+
+_KNOWN_STATUSES: Final = frozenset(s.value for s in HTTPStatus)
+_FORWARDED_REQUEST_SKIP: Final = HOP_BY_HOP | {hdr.VARIANT, hdr.MODEL_VERSION, hdr.ROUTE_VERSION}
+_MODELS_PREFIX: Final = "/v2/models/"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """The router's knobs (built from RouterSettings by the CLI).
+
+    Attributes:
+        upstream_timeout_s: how long a forwarded request may take once sent.
+        connect_timeout_s: how long a connect may take before it counts as failed.
+        shadow_timeout_s: how long a mirrored copy may take.
+        shadow_max_inflight: mirrored copies in flight at once; more are dropped (counted).
+        max_idle_per_endpoint: idle keep-alive connections kept per upstream endpoint.
+        health: passive health policy (ejection).
+        stats_window_s: the default window of ``GET /stats``.
+        stats_max_window_s: the longest window ``GET /stats?window=`` may ask for.
+        feedback_path: path of the feedback endpoint here and on the monitors.
+    """
+
+    upstream_timeout_s: float = 10.0
+    connect_timeout_s: float = 1.0
+    shadow_timeout_s: float = 2.0
+    shadow_max_inflight: int = 64
+    max_idle_per_endpoint: int = 128
+    health: HealthPolicy = field(default_factory=HealthPolicy)
+    stats_window_s: int = 60
+    stats_max_window_s: int = 600
+    feedback_path: str = DEFAULT_FEEDBACK_PATH
+
+
+@dataclass(frozen=True, slots=True)
+class _LiveVariant:
+    name: VariantName
+    spec: LiveVariant | ShadowVariant
+    upstreams: VariantUpstreams
+    answer_headers: tuple[tuple[str, str], ...]
+    upstream_header: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    """One table with everything derived from it; replaced whole on every change."""
+
+    table: RouteTable
+    digest: str
+    variants: dict[VariantName, _LiveVariant]
+    loaded_at: float
+
+
+def _rewrite(path: str, model_name: str | None) -> str:
+    """``/v2/models/{any}/rest`` -> ``/v2/models/{model_name}/rest`` when a name is set."""
+    if model_name is None or not path.startswith(_MODELS_PREFIX):
+        return path
+    _, sep, tail = path[len(_MODELS_PREFIX) :].partition("/")
+    return _MODELS_PREFIX + model_name + sep + tail
+
+
+def _head(request: Request, path: str, variant_header: bytes) -> bytes:
+    """Request line + forwarded headers + content-length, without Host and the blank line."""
+    target = f"{path}?{request.query}" if request.query else path
+    parts = [f"{request.method} {target} HTTP/1.1\r\n".encode("latin-1")]
+    for name, value in request.headers.items():
+        if name not in _FORWARDED_REQUEST_SKIP:
+            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+    parts.append(variant_header)
+    parts.append(b"content-length: %d\r\n" % len(request.body))
+    return b"".join(parts)
+
+
+def _outcome(status: int) -> str:
+    if status >= 500:
+        return "server_error"
+    if status >= 400:
+        return "client_error"
+    return "ok"
+
+
+class Router:
+    """The router's state and handlers; one per process."""
+
+    def __init__(
+        self,
+        table: RouteTable,
+        config: ProxyConfig,
+        metrics: RouterMetrics,
+        registry: CollectorRegistry,
+        *,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self._registry = registry
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._pools: dict[Endpoint, EndpointPool] = {}
+        self._windows = {v: VariantWindow(config.stats_max_window_s) for v in VARIANTS}
+        self._shadow_windows: dict[str, ShadowWindow] = {
+            v: ShadowWindow(config.stats_max_window_s) for v in ("stable", "canary")
+        }
+        self._shadow_totals: dict[str, list[float]] = {
+            v: [0.0, 0.0, 0.0, 0.0] for v in ("stable", "canary")
+        }
+        """Per primary: class elements, agreements, score elements, abs diff sum (since start)."""
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._shadow_inflight = 0
+        self._started = clock()
+        self._live = self._build(table)
+        metrics.show_table(table)
+
+    # ------------------------------------------------------------------ table changes
+    @property
+    def table(self) -> RouteTable:
+        """The live route table."""
+        return self._live.table
+
+    def _pool(self, endpoint: Endpoint, variant: VariantName) -> EndpointPool:
+        pool = self._pools.get(endpoint)
+        if pool is None:
+            ejections = self.metrics.ejections
+
+            def ejected(p: EndpointPool) -> None:
+                log.warning("ejected %s (%s) after connect failures", p.endpoint, variant)
+                ejections.labels(variant, str(p.endpoint)).inc()
+
+            pool = EndpointPool(
+                endpoint,
+                connect_timeout_s=self.config.connect_timeout_s,
+                max_idle=self.config.max_idle_per_endpoint,
+                policy=self.config.health,
+                on_ejected=ejected,
+            )
+            self._pools[endpoint] = pool
+        return pool
+
+    def _build(self, table: RouteTable) -> _Live:
+        variants: dict[VariantName, _LiveVariant] = {}
+        wanted: set[Endpoint] = set()
+        for name in VARIANTS:
+            spec = table.variant(name)
+            if spec is None:
+                continue
+            pools = [self._pool(endpoint, name) for endpoint in spec.endpoints]
+            wanted.update(spec.endpoints)
+            if spec.monitor is not None:
+                self._pool(spec.monitor, name)
+                wanted.add(spec.monitor)
+            answer = (
+                (hdr.VARIANT, name),
+                (hdr.MODEL_VERSION, spec.model_version),
+                (hdr.ROUTE_VERSION, str(table.version)),
+            )
+            upstream_header = f"{hdr.VARIANT}: {name}\r\n".encode("latin-1")
+            variants[name] = _LiveVariant(
+                name, spec, VariantUpstreams(pools), answer, upstream_header
+            )
+        for endpoint in list(self._pools):
+            if endpoint not in wanted:
+                self._pools.pop(endpoint).close()
+        return _Live(table, table.digest(), variants, self._clock())
+
+    def apply(self, table: RouteTable, source: str) -> None:
+        """Make ``table`` live at once (requests in flight finish on the table they started on)."""
+        self._live = self._build(table)
+        self.metrics.show_table(table)
+        self.metrics.reloads.labels(source, "applied").inc()
+        log.info("route table version %d applied from %s", table.version, source)
+
+    def load(self, text: str | bytes, source: str) -> RouteTable:
+        """Parse, validate and apply a table; a bad one is rejected whole and the old stays.
+
+        Raises:
+            RouteTableError: naming the bad field; nothing changed.
+        """
+        try:
+            table = parse_table(text)
+        except RouteTableError as exc:
+            self.metrics.reloads.labels(source, "rejected").inc()
+            log.error("route table from %s rejected: %s", source, exc)
+            raise
+        self.apply(table, source)
+        return table
+
+    # ------------------------------------------------------------------ public port
+    async def handle(self, request: Request) -> Response:
+        """The public port: OIP in, OIP out, plus feedback, stats and metrics."""
+        path = request.path
+        if path.startswith("/v2/health/"):
+            return self._health(path)
+        if path.startswith("/v2/") or path == "/v2":
+            return await self._forward(request)
+        if path == self.config.feedback_path:
+            return await self._feedback(request)
+        return self._common(request)
+
+    def _health(self, path: str) -> Response:
+        if path == "/v2/health/live":
+            return Response(HTTPStatus.OK, b'{"live":true}')
+        if path == "/v2/health/ready":
+            stable = self._live.variants["stable"]
+            if stable.upstreams.any_available(self._clock()):
+                return Response(HTTPStatus.OK, b'{"ready":true}')
+            return json_error(HTTPStatus.SERVICE_UNAVAILABLE, "no healthy endpoint for stable")
+        return json_error(HTTPStatus.NOT_FOUND, f"no such health endpoint: {path}")
+
+    def _common(self, request: Request) -> Response:
+        """Paths both ports serve: stats and metrics."""
+        if request.path == "/stats" and request.method == "GET":
+            return self._stats(request)
+        if request.path == "/metrics" and request.method == "GET":
+            now = self._clock()
+            for name, variant in self._live.variants.items():
+                self.metrics.healthy_endpoints.labels(name).set(
+                    variant.upstreams.healthy_count(now)
+                )
+            return Response(HTTPStatus.OK, generate_latest(self._registry), CONTENT_TYPE_LATEST)
+        return json_error(HTTPStatus.NOT_FOUND, f"no route for {request.method} {request.path}")
+
+    async def _forward(self, request: Request) -> Response:
+        live = self._live
+        table = live.table
+        rng = self._rng
+        sticky = table.sticky_header
+        key = request.headers.get(sticky) if sticky is not None else None
+        intended: LiveName = pick(table, sticky_draw(key) if key else rng.random())
+        now = self._clock()
+        name: LiveName = intended
+        chosen = live.variants[name]
+        if name != "stable" and not chosen.upstreams.any_available(now):
+            self.metrics.fallbacks.labels(name).inc()
+            self._windows[name].record_fallback(now)
+            name = "stable"
+            chosen = live.variants[name]
+        path = request.path
+        head = _head(request, _rewrite(path, chosen.spec.model_name), chosen.upstream_header)
+
+        primary: asyncio.Future[bytes | None] | None = None
+        shadow = live.variants.get("shadow")
+        if (
+            shadow is not None
+            and request.method == "POST"
+            and path.endswith("/infer")
+            and mirrored(table, rng.random())
+        ):
+            primary = self._mirror(shadow, request, name, now)
+
+        started = time.perf_counter()
+        response: UpstreamResponse | None = None
+        try:
+            response = await self._send(chosen, head, request.body, now)
+        except UpstreamTimeout:
+            outcome, answer = (
+                "timeout",
+                json_error(HTTPStatus.GATEWAY_TIMEOUT, f"variant {name} did not answer in time"),
+            )
+        except ConnectFailed as exc:
+            outcome, answer = "unavailable", json_error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
+        except UpstreamError as exc:
+            outcome, answer = "server_error", json_error(HTTPStatus.BAD_GATEWAY, str(exc))
+        else:
+            status = response.status
+            outcome = _outcome(status)
+            if status in _KNOWN_STATUSES:
+                answer = Response(
+                    status,
+                    response.body,
+                    response.content_type,
+                    response.headers + chosen.answer_headers,
+                )
+            else:
+                outcome = "server_error"
+                answer = json_error(
+                    HTTPStatus.BAD_GATEWAY, f"variant {name} answered unknown status {status}"
+                )
+        finally:
+            if primary is not None:
+                ok = response is not None and 200 <= response.status < 300
+                primary.set_result(response.body if ok and response is not None else None)
+        elapsed = time.perf_counter() - started
+        self.metrics.request_children[name, outcome].inc()
+        self.metrics.duration_children[name].observe(elapsed)
+        self._windows[name].record(
+            now,
+            elapsed,
+            error=outcome not in ("ok", "client_error"),
+            client_error=outcome == "client_error",
+        )
+        if response is None:
+            answer = Response(
+                answer.status, answer.body, answer.content_type, chosen.answer_headers
+            )
+        return answer
+
+    async def _send(
+        self, variant: _LiveVariant, head: bytes, body: bytes, now: float
+    ) -> UpstreamResponse:
+        """Send on one endpoint; on a connect failure, once more on another of the same variant."""
+        upstreams = variant.upstreams
+        pool = upstreams.choose(now)
+        if pool is None:
+            raise ConnectFailed(f"no healthy endpoint for variant {variant.name}")
+        try:
+            return await pool.request(head, body, self.config.upstream_timeout_s)
+        except ConnectFailed:
+            other = upstreams.choose(self._clock(), exclude=pool)
+            if other is None:
+                raise
+            self.metrics.retries.labels(variant.name).inc()
+            return await other.request(head, body, self.config.upstream_timeout_s)
+
+    # ------------------------------------------------------------------ shadow
+    def _mirror(
+        self, shadow: _LiveVariant, request: Request, primary_name: LiveName, now: float
+    ) -> asyncio.Future[bytes | None] | None:
+        """Start a mirrored copy as a task; returns the future the primary's body goes into."""
+        window = self._shadow_windows[primary_name]
+        if self._shadow_inflight >= self.config.shadow_max_inflight:
+            window.dropped(now)
+            self.metrics.shadow_requests.labels(primary_name, "shadow", "dropped").inc()
+            return None
+        window.mirrored(now)
+        loop = asyncio.get_running_loop()
+        primary: asyncio.Future[bytes | None] = loop.create_future()
+        head = _head(
+            request, _rewrite(request.path, shadow.spec.model_name), shadow.upstream_header
+        )
+        self._shadow_inflight += 1
+        task = loop.create_task(self._shadow(shadow, head, request.body, primary, primary_name))
+        self._shadow_tasks.add(task)
+        task.add_done_callback(self._shadow_tasks.discard)
+        return primary
+
+    async def _shadow(
+        self,
+        shadow: _LiveVariant,
+        head: bytes,
+        body: bytes,
+        primary: asyncio.Future[bytes | None],
+        primary_name: LiveName,
+    ) -> None:
+        """Send the copy, wait for the primary's answer, compare; never raises."""
+        window = self._shadow_windows[primary_name]
+        count = self.metrics.shadow_requests
+        try:
+            pool = shadow.upstreams.choose(self._clock())
+            try:
+                if pool is None:
+                    raise ConnectFailed("no healthy endpoint for the shadow")
+                answer = await pool.request(head, body, self.config.shadow_timeout_s)
+            except UpstreamTimeout:
+                window.failed(self._clock(), timeout=True)
+                count.labels(primary_name, "shadow", "timeout").inc()
+                return
+            except UpstreamError:
+                window.failed(self._clock(), timeout=False)
+                count.labels(primary_name, "shadow", "error").inc()
+                return
+            if answer.status >= 300:
+                window.failed(self._clock(), timeout=False)
+                count.labels(primary_name, "shadow", "error").inc()
+                return
+            primary_body = await primary
+            if primary_body is None:
+                return  # the primary failed: nothing to compare against (counted as its error)
+            comparison = compare_bodies(primary_body, answer.body)
+            window.record(self._clock(), comparison)
+            if not comparison.comparable:
+                count.labels(primary_name, "shadow", "uncomparable").inc()
+                return
+            count.labels(primary_name, "shadow", "compared").inc()
+            self._count_comparison(primary_name, comparison)
+        except Exception:  # the shadow must never disturb the router; log and count
+            log.exception("shadow task failed")
+            count.labels(primary_name, "shadow", "error").inc()
+        finally:
+            self._shadow_inflight -= 1
+
+    def _count_comparison(self, primary_name: LiveName, comparison: Comparison) -> None:
+        m = self.metrics
+        pair = (primary_name, "shadow")
+        m.shadow_class_elements.labels(*pair).inc(comparison.class_n)
+        m.shadow_class_agreements.labels(*pair).inc(comparison.class_agree)
+        m.shadow_score_elements.labels(*pair).inc(comparison.score_n)
+        m.shadow_score_abs_diff.labels(*pair).inc(comparison.score_abs_sum)
+        totals = self._shadow_totals[primary_name]
+        totals[0] += comparison.class_n
+        totals[1] += comparison.class_agree
+        totals[2] += comparison.score_n
+        totals[3] += comparison.score_abs_sum
+        if totals[0]:
+            m.shadow_agreement.labels(*pair).set(totals[1] / totals[0])
+        if totals[2]:
+            m.shadow_mad.labels(*pair).set(totals[3] / totals[2])
+
+    # ------------------------------------------------------------------ feedback
+    async def _feedback(self, request: Request) -> Response:
+        """Forward delayed labels to the monitor of the variant that answered."""
+        if request.method != "POST":
+            return json_error(HTTPStatus.METHOD_NOT_ALLOWED, "feedback is posted (POST)")
+        live = self._live
+        name = request.headers.get(hdr.VARIANT)
+        if name is None and request.query:
+            values = parse_qs(request.query).get("variant")
+            name = values[0] if values else None
+        if name is None:
+            return json_error(
+                HTTPStatus.BAD_REQUEST,
+                f"feedback needs the {hdr.VARIANT} header (or ?variant=) naming the variant that"
+                " answered: the router sent it on that answer",
+            )
+        variant = next((v for v in live.variants.values() if v.name == name), None)
+        if variant is None:
+            return json_error(
+                HTTPStatus.BAD_REQUEST,
+                f"{hdr.VARIANT}: unknown variant {name!r}; the route table has "
+                f"{sorted(live.variants)}",
+            )
+        monitor = variant.spec.monitor
+        if monitor is None:
+            self.metrics.feedback.labels(variant.name, "no_monitor").inc()
+            return json_error(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                f"variant {variant.name} has no monitor in the route table",
+            )
+        head = _head(request, self.config.feedback_path, variant.upstream_header)
+        try:
+            answer = await self._pools[monitor].request(
+                head, request.body, self.config.upstream_timeout_s
+            )
+        except UpstreamError as exc:
+            self.metrics.feedback.labels(variant.name, "failed").inc()
+            return json_error(HTTPStatus.BAD_GATEWAY, f"monitor of {variant.name}: {exc}")
+        self.metrics.feedback.labels(
+            variant.name, "forwarded" if answer.status < 400 else "failed"
+        ).inc()
+        status = answer.status if answer.status in _KNOWN_STATUSES else HTTPStatus.BAD_GATEWAY
+        return Response(status, answer.body, answer.content_type, answer.headers)
+
+    # ------------------------------------------------------------------ stats
+    def stats_document(self, window_s: int) -> dict[str, object]:
+        """The JSON stats: per variant the window's requests, errors, latency quantiles."""
+        live = self._live
+        now = self._clock()
+        window = max(1, min(window_s, self.config.stats_max_window_s))
+        variants: dict[str, object] = {}
+        for name, variant in live.variants.items():
+            if name == "shadow":
+                continue
+            spec = variant.spec
+            variants[name] = {
+                "model_version": spec.model_version,
+                "weight": live.table.weight(name),
+                "endpoints": len(spec.endpoints),
+                "healthy_endpoints": variant.upstreams.healthy_count(now),
+                **request_summary_json(self._windows[name].summary(now, window)),
+            }
+        shadow: list[object] = []
+        spec_shadow = live.table.shadow
+        if spec_shadow is not None:
+            for primary in ("stable", "canary"):
+                if primary in live.variants:
+                    summary = self._shadow_windows[primary].summary(now, window)
+                    shadow.append(
+                        {
+                            "primary": primary,
+                            "shadow": "shadow",
+                            "model_version": spec_shadow.model_version,
+                            "mirror_percent": spec_shadow.mirror_percent,
+                            **shadow_summary_json(summary),
+                        }
+                    )
+        return {
+            "table": {
+                "version": live.table.version,
+                "digest": live.digest,
+                "age_s": round(now - live.loaded_at, 3),
+            },
+            "window_s": window,
+            "variants": variants,
+            "shadow": shadow,
+        }
+
+    def _stats(self, request: Request) -> Response:
+        window_s = self.config.stats_window_s
+        if request.query:
+            values = parse_qs(request.query).get("window")
+            if values:
+                text = values[0]
+                if not text.isdigit() or not 1 <= int(text) <= self.config.stats_max_window_s:
+                    return json_error(
+                        HTTPStatus.BAD_REQUEST,
+                        f"window: an integer number of seconds in "
+                        f"1..{self.config.stats_max_window_s}, got {text!r}",
+                    )
+                window_s = int(text)
+        return Response(HTTPStatus.OK, orjson.dumps(self.stats_document(window_s)), JSON)
+
+    # ------------------------------------------------------------------ admin port
+    async def handle_admin(self, request: Request) -> Response:
+        """The admin port: GET/PUT the table, plus stats and metrics."""
+        if request.path == "/table":
+            if request.method == "GET":
+                live = self._live
+                doc = live.table.model_dump(mode="json", exclude_none=True)
+                doc = _endpoints_as_urls(doc)
+                return Response(HTTPStatus.OK, orjson.dumps(doc), JSON)
+            if request.method == "PUT":
+                try:
+                    table = self.load(request.body, "admin")
+                except RouteTableError as exc:
+                    return json_error(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc))
+                body = orjson.dumps({"version": table.version, "digest": self._live.digest})
+                return Response(HTTPStatus.OK, body, JSON)
+            return json_error(HTTPStatus.METHOD_NOT_ALLOWED, "the table takes GET or PUT")
+        if request.path == "/healthz":
+            return Response(HTTPStatus.OK, b'{"live":true}')
+        return self._common(request)
+
+    async def close(self) -> None:
+        """Cancel shadow tasks and close every pool."""
+        for task in list(self._shadow_tasks):
+            task.cancel()
+        if self._shadow_tasks:
+            await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+
+def _endpoints_as_urls(doc: dict[str, object]) -> dict[str, object]:
+    """Render endpoint objects back as ``http://host:port`` strings (the file format)."""
+    for name in VARIANTS:
+        variant = doc.get(name)
+        if isinstance(variant, dict):
+            variant["endpoints"] = [
+                Endpoint.model_validate(e).url for e in variant.get("endpoints", [])
+            ]
+            if "monitor" in variant:
+                variant["monitor"] = Endpoint.model_validate(variant["monitor"]).url
+    return doc

@@ -1,0 +1,342 @@
+"""Keep-alive HTTP/1.1 client pools to the upstream model servers, with passive health.
+
+Who uses it: the proxy (:mod:`driftline.serving.router.proxy`) sends every forwarded and mirrored
+request through an :class:`EndpointPool` (one per upstream ``host:port``, shared by every variant
+and every table that names it) chosen by :meth:`VariantUpstreams.choose`.
+
+Why a client of our own: the router's cost per request is its whole overhead budget (the
+benchmark's target is <= 1 ms added at p50 on a loaded 2-core box). Measured in
+``bench/router/clients.py``: an ``asyncio.Protocol`` over httptools' response parser, writing
+each request in one ``transport.write`` and reusing idle connections, costs a fraction of aiohttp's
+client per request, and httpx is slower still. It does exactly what the router needs: one request
+at a time per connection (no pipelining), ``Content-Length`` and chunked responses, keep-alive.
+
+Error contract, which decides retries:
+
+- :class:`ConnectFailed`: no byte of the request left this process (refused, unreachable,
+  connect timeout). Safe to retry anywhere; ejects the endpoint (:mod:`.health`).
+- :class:`UpstreamTimeout`: the request was sent and no complete answer came in time.
+- :class:`UpstreamFailed`: the request was sent and the connection broke or the answer was not
+  HTTP. Not retried: inference has side effects downstream (prediction records, feedback joins).
+
+A pooled connection that the server closed while idle (keep-alive timeout) is detected either
+before use (``connection_lost`` already ran) or by an EOF before any response byte; the request is
+then re-sent once on a fresh connection to the same endpoint, as every keep-alive client must.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, cast
+
+import httptools
+
+from driftline.serving.router.health import (
+    HEALTHY,
+    EndpointHealth,
+    HealthPolicy,
+    available,
+    on_connect_failure,
+    on_success,
+)
+from driftline.serving.router.table import Endpoint
+
+HOP_BY_HOP: Final = frozenset(
+    [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "host",
+    ]
+)
+"""Headers that describe one connection, never forwarded in either direction (RFC 9110 7.6.1)."""
+
+
+class UpstreamError(Exception):
+    """Base of the client's errors."""
+
+
+class ConnectFailed(UpstreamError):
+    """No connection could be made; nothing was sent, so the request may go elsewhere."""
+
+
+class UpstreamFailed(UpstreamError):
+    """The request was sent but no valid answer came back (connection broken, not HTTP)."""
+
+
+class UpstreamTimeout(UpstreamFailed):
+    """The request was sent but the whole answer did not arrive within the timeout."""
+
+
+class _Stale(Exception):
+    """A reused connection was closed by the server before any byte of the answer arrived."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """One upstream answer.
+
+    Attributes:
+        status: the HTTP status code.
+        content_type: the ``Content-Type`` value ("" when absent).
+        headers: the other end-to-end headers, names lower-cased, in arrival order.
+        body: the whole body.
+    """
+
+    status: int
+    content_type: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: one request in flight at a time."""
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[UpstreamResponse] | None = None
+        self._headers: list[tuple[str, str]] = []
+        self._content_type = ""
+        self._body: list[bytes] = []
+        self._got_bytes = False
+        self.closed = False
+        self.keep_alive = True
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self._transport = cast("asyncio.Transport", transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            if self._got_bytes:
+                waiter.set_exception(UpstreamFailed("upstream closed the connection mid-answer"))
+            else:
+                waiter.set_exception(_Stale())
+
+    def data_received(self, data: bytes) -> None:
+        self._got_bytes = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamFailed(f"upstream answer is not valid HTTP: {exc}"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.decode("latin-1").lower()
+        if key == "content-type":
+            self._content_type = value.decode("latin-1")
+        elif key not in HOP_BY_HOP:
+            self._headers.append((key, value.decode("latin-1")))
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter = self._waiter
+        self.keep_alive = self._parser.should_keep_alive()
+        response = UpstreamResponse(
+            self._parser.get_status_code(),
+            self._content_type,
+            tuple(self._headers),
+            b"".join(self._body),
+        )
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+    # use
+    def _fail(self, error: Exception) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+        self.close()
+
+    def _on_timeout(self) -> None:
+        self._fail(UpstreamTimeout("upstream did not answer in time"))
+
+    async def send(self, data: bytes, timeout_s: float) -> UpstreamResponse:
+        """Write one whole request and wait for its whole answer."""
+        transport = self._transport
+        if transport is None or self.closed or transport.is_closing():
+            raise _Stale()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
+        self._waiter = waiter
+        self._headers = []
+        self._content_type = ""
+        self._body = []
+        self._got_bytes = False
+        transport.write(data)
+        timer = loop.call_later(timeout_s, self._on_timeout)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+
+Ejected = Callable[["EndpointPool"], None]
+
+
+class EndpointPool:
+    """Idle keep-alive connections to one endpoint, and that endpoint's passive health."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        connect_timeout_s: float,
+        max_idle: int,
+        policy: HealthPolicy,
+        on_ejected: Ejected | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.health: EndpointHealth = HEALTHY
+        self.inflight = 0
+        self.retired = False
+        self._connect_timeout_s = connect_timeout_s
+        self._max_idle = max_idle
+        self._policy = policy
+        self._on_ejected = on_ejected
+        self._idle: list[_Connection] = []
+        host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+        self.host_header = f"host: {host}:{endpoint.port}\r\n".encode("latin-1")
+
+    def available(self, now: float) -> bool:
+        """Whether the endpoint is not ejected at monotonic time ``now``."""
+        return available(self.health, now)
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, protocol = await asyncio.wait_for(
+                loop.create_connection(_Connection, self.endpoint.host, self.endpoint.port),
+                self._connect_timeout_s,
+            )
+        except (OSError, TimeoutError) as exc:
+            self.health, ejected = on_connect_failure(self.health, loop.time(), self._policy)
+            if ejected and self._on_ejected is not None:
+                self._on_ejected(self)
+            raise ConnectFailed(f"cannot connect to {self.endpoint}: {exc or 'timeout'}") from exc
+        self.health = on_success(self.health)
+        return protocol
+
+    def _take_idle(self) -> _Connection | None:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    async def request(self, head: bytes, body: bytes, timeout_s: float) -> UpstreamResponse:
+        """Send one request and return the whole answer.
+
+        Args:
+            head: the request line and headers, each line ending in CRLF, *without* ``Host``
+                and without the blank line that ends the head (both are added here).
+            body: the request body.
+            timeout_s: how long to wait for the whole answer once sent.
+
+        Raises:
+            ConnectFailed: nothing was sent (safe to retry elsewhere).
+            UpstreamTimeout: sent, no complete answer in time.
+            UpstreamFailed: sent, the connection broke or the answer was not HTTP.
+        """
+        line_end = head.index(b"\r\n") + 2
+        data = b"".join((head[:line_end], self.host_header, head[line_end:], b"\r\n", body))
+        self.inflight += 1
+        try:
+            conn = self._take_idle()
+            if conn is None:
+                conn = await self._connect()
+                response = await self._send_fresh(conn, data, timeout_s)
+            else:
+                try:
+                    response = await conn.send(data, timeout_s)
+                except _Stale:
+                    conn = await self._connect()
+                    response = await self._send_fresh(conn, data, timeout_s)
+        finally:
+            self.inflight -= 1
+        if (
+            conn.keep_alive
+            and not conn.closed
+            and not self.retired
+            and len(self._idle) < (self._max_idle)
+        ):
+            self._idle.append(conn)
+        else:
+            conn.close()
+        return response
+
+    @staticmethod
+    async def _send_fresh(conn: _Connection, data: bytes, timeout_s: float) -> UpstreamResponse:
+        try:
+            return await conn.send(data, timeout_s)
+        except _Stale:
+            conn.close()
+            raise UpstreamFailed("upstream closed a new connection without answering") from None
+        except UpstreamError:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        """Retire the pool: close idle connections; in-flight ones close when they finish."""
+        self.retired = True
+        for conn in self._idle:
+            conn.close()
+        self._idle.clear()
+
+
+class VariantUpstreams:
+    """The pools of one variant's endpoints, chosen round-robin among the available ones."""
+
+    def __init__(self, pools: list[EndpointPool]) -> None:
+        if not pools:
+            raise ValueError("a variant needs at least one endpoint")
+        self.pools = pools
+        self._next = 0
+
+    def healthy_count(self, now: float) -> int:
+        """How many endpoints are not ejected at ``now``."""
+        return sum(1 for pool in self.pools if pool.available(now))
+
+    def any_available(self, now: float) -> bool:
+        """Whether at least one endpoint is not ejected at ``now``."""
+        return any(pool.available(now) for pool in self.pools)
+
+    def choose(self, now: float, exclude: EndpointPool | None = None) -> EndpointPool | None:
+        """The next available pool in rotation (skipping ``exclude``), or None when none is."""
+        pools = self.pools
+        count = len(pools)
+        start = self._next
+        for step in range(count):
+            pool = pools[(start + step) % count]
+            if pool is not exclude and pool.available(now):
+                self._next = (start + step + 1) % count
+                return pool
+        return None

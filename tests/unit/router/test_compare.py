@@ -1,0 +1,97 @@
+"""Shadow comparison of OIP answers: class agreement and score mean absolute difference."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from driftline.serving.router.compare import UNCOMPARABLE, compare_bodies
+
+
+def _answer(labels: list[int], scores: list[list[float]]) -> bytes:
+    return orjson.dumps(
+        {
+            "model_name": "m",
+            "outputs": [
+                {"name": "label", "datatype": "INT64", "shape": [len(labels)], "data": labels},
+                {
+                    "name": "probabilities",
+                    "datatype": "FP32",
+                    "shape": [len(scores), 2],
+                    "data": scores,
+                },
+            ],
+        }
+    )
+
+
+def test_identical_answers_agree_fully() -> None:
+    body = _answer([0, 1, 1], [[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])
+    result = compare_bodies(body, body)
+    assert result.comparable
+    assert (result.class_n, result.class_agree) == (3, 3)
+    assert result.score_n == 6 and result.score_abs_sum == 0.0
+
+
+def test_hand_computed_disagreement() -> None:
+    primary = _answer([0, 1, 1, 0], [[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.5, 0.5]])
+    shadow = _answer([0, 0, 1, 1], [[0.8, 0.2], [0.6, 0.4], [0.4, 0.6], [0.4, 0.6]])
+    result = compare_bodies(primary, shadow)
+    assert (result.class_n, result.class_agree) == (4, 2)
+    assert result.score_n == 8
+    # |diffs| = 0.1,0.1, 0.4,0.4, 0,0, 0.1,0.1 -> 1.2
+    assert result.score_abs_sum == pytest.approx(1.2)
+
+
+def test_flat_and_nested_data_compare_alike() -> None:
+    nested = _answer([1], [[0.25, 0.75]])
+    flat = orjson.dumps(
+        {
+            "outputs": [
+                {"name": "label", "datatype": "INT64", "shape": [1], "data": [1]},
+                {
+                    "name": "probabilities",
+                    "datatype": "FP32",
+                    "shape": [1, 2],
+                    "data": [0.25, 0.75],
+                },
+            ]
+        }
+    )
+    assert compare_bodies(nested, flat).score_abs_sum == 0.0
+
+
+@pytest.mark.parametrize(
+    "shadow",
+    [
+        b"not json",
+        b'{"error": "boom"}',
+        orjson.dumps({"outputs": [{"name": "label", "datatype": "INT64", "data": [1]}]}),
+        orjson.dumps(
+            {
+                "outputs": [
+                    {"name": "label", "datatype": "INT64", "data": [1, 0]},
+                    {"name": "probabilities", "datatype": "FP32", "data": [0.2, 0.8]},
+                ]
+            }
+        ),
+        orjson.dumps(
+            {
+                "outputs": [
+                    {"name": "label", "datatype": "FP32", "data": [1.0]},
+                    {"name": "probabilities", "datatype": "FP32", "data": [0.2, 0.8]},
+                ]
+            }
+        ),
+        orjson.dumps(
+            {
+                "outputs": [
+                    {"name": "label", "datatype": "INT64", "data": [1]},
+                    {"name": "probabilities", "datatype": "FP32", "data": ["a", "b"]},
+                ]
+            }
+        ),
+    ],
+)
+def test_unmatched_answers_are_uncomparable(shadow: bytes) -> None:
+    assert compare_bodies(_answer([1], [[0.25, 0.75]]), shadow) == UNCOMPARABLE

@@ -15,6 +15,7 @@ from driftline.operator.command import operator_command
 from driftline.serving import cli as serving_cli
 from driftline.serving.monitor import cli as monitor_cli
 from driftline.serving.router.cli import route
+from driftline.serving import load_cli
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -46,6 +47,7 @@ driftline.add_command(monitor_cli.profile)
 driftline.add_command(monitor_cli.drift)
 driftline.add_command(monitor_cli.monitor)
 driftline.add_command(route)
+driftline.add_command(load_cli.load)
 
 
 @click.group(context_settings=CONTEXT)

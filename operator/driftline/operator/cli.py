@@ -13,9 +13,9 @@ import click
 from driftline.operator import __version__, crds_command, validate_command
 from driftline.operator.command import operator_command
 from driftline.serving import cli as serving_cli
+from driftline.serving import load_cli
 from driftline.serving.monitor import cli as monitor_cli
 from driftline.serving.router.cli import route
-from driftline.serving import load_cli
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

@@ -118,9 +118,9 @@ def test_rejecting_an_invalid_field_with_the_api_servers_words(tmp_path: Path) -
 
 
 def test_rejecting_a_bad_digest_and_unknown_fields(tmp_path: Path) -> None:
-    with pytest.raises(mf.ManifestError, match="spec.source.sha256"):
+    with pytest.raises(mf.ManifestError, match=r"spec\.source\.sha256"):
         _bundle(tmp_path, MODEL % "abc")
-    with pytest.raises(mf.ManifestError, match='unknown field "spec.colour"'):
+    with pytest.raises(mf.ManifestError, match=r'unknown field "spec\.colour"'):
         _bundle(tmp_path, MODEL % ("0" * 64) + "  colour: red\n")
 
 
@@ -128,7 +128,7 @@ def test_refusing_duplicates_and_dangling_models(tmp_path: Path) -> None:
     model = MODEL % ("0" * 64)
     with pytest.raises(mf.ManifestError, match="also defined in"):
         _bundle(tmp_path, model + "---" + model)
-    with pytest.raises(mf.ManifestError, match="spec.model 'nope' names no Model"):
+    with pytest.raises(mf.ManifestError, match=r"spec\.model 'nope' names no Model"):
         _bundle(tmp_path, model + "---" + DEPLOYMENT % ("nope", "1"))
 
 
@@ -151,7 +151,7 @@ def test_rejecting_unreadable_documents(tmp_path: Path, text: str, expected: str
 def test_rejecting_missing_paths_and_empty_folders(tmp_path: Path) -> None:
     with pytest.raises(mf.ManifestError, match="no such file"):
         mf.load_documents([tmp_path / "nope.yaml"])
-    with pytest.raises(mf.ManifestError, match="no .yaml"):
+    with pytest.raises(mf.ManifestError, match=r"no \.yaml"):
         mf.load_documents([tmp_path])
 
 

@@ -167,8 +167,16 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_bundle(documents: Iterable[tuple[Source, Mapping[str, Any]]]) -> Bundle:
+def parse_bundle(
+    documents: Iterable[tuple[Source, Mapping[str, Any]]],
+    *,
+    known_models: Iterable[str] = (),
+) -> Bundle:
     """Parse documents into typed objects.
+
+    Args:
+        documents: what :func:`load_documents` returned.
+        known_models: Models already running (``apply`` may name them without repeating them).
 
     Raises:
         ManifestError: an invalid object (file, document and every bad field named), two objects
@@ -219,11 +227,12 @@ def parse_bundle(documents: Iterable[tuple[Source, Mapping[str, Any]]]) -> Bundl
     if not seen:
         raise ManifestError("no Driftline objects (Model, Deployment, DriftMonitor, RetrainPolicy)")
     bundle = Bundle(models, deployments, monitors, policies, tuple(notes))
+    known = set(known_models)
     missing = [
         f"Deployment {d.metadata.name}: spec.model {d.spec.model!r} names no Model in these "
         f"manifests (have: {sorted(models) or 'none'})"
         for d in deployments.values()
-        if d.spec.model not in models
+        if d.spec.model not in models and d.spec.model not in known
     ]
     if missing:
         raise ManifestError("\n".join(missing))

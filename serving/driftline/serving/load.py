@@ -17,7 +17,8 @@ What it does, in order:
    duration. Every request carries an ``id`` so its prediction can be labelled later.
 3. With a feedback URL, the label of each answered request is POSTed after a delay (delayed
    labels, as they arrive in real life), batched per variant: the body is
-   ``{"feedback": [{"request_id": ..., "truth": ..., "row": 0}, ...]}`` with the
+   ``{"feedback": [{"request_id": ..., "label": ..., "row": 0}, ...]}`` (``value`` instead of
+   ``label`` for regression) with the
    ``x-driftline-variant`` header naming the variant that answered (the router forwards it to that
    variant's monitor). See :func:`feedback_body`.
 4. :func:`summarize` turns the per-request outcomes into a :class:`Summary`: sent, ok, errors by
@@ -285,13 +286,19 @@ def infer_body(rows: Float32, *, input_name: str, datatype: str, request_id: str
     return orjson.dumps(payload)
 
 
-def feedback_body(items: Sequence[tuple[str, float]]) -> bytes:
+def feedback_body(items: Sequence[tuple[str, float]], field: str = "label") -> bytes:
     """The feedback request body for ``(request_id, truth)`` pairs (row 0 of each request).
 
-    The monitor's ``POST /v1/feedback`` shape: ``{"feedback": [{"request_id", "truth", "row"}]}``.
+    The monitor's ``POST /v1/feedback`` shape:
+    ``{"feedback": [{"request_id", "label" | "value", "row"}]}``; ``field`` is ``label`` for a
+    class (sent as an integer when it is one) or ``value`` for a regression target.
     """
+
+    def number(truth: float) -> float | int:
+        return int(truth) if field == "label" and truth.is_integer() else truth
+
     return orjson.dumps(
-        {"feedback": [{"request_id": rid, "truth": truth, "row": 0} for rid, truth in items]}
+        {"feedback": [{"request_id": rid, field: number(truth), "row": 0} for rid, truth in items]}
     )
 
 
@@ -316,6 +323,7 @@ class LoadPlan:
         timeout_s: per-request timeout.
         feedback_url: where to POST labels (None = no feedback).
         feedback_delay_s: seconds between an answer and its label being posted.
+        feedback_field: ``label`` (a class) or ``value`` (a regression target).
         start_row: first dataset row to send (the replay cycles through the dataset).
         headers: extra request headers (e.g. a sticky header).
     """
@@ -331,6 +339,7 @@ class LoadPlan:
     timeout_s: float = 10.0
     feedback_url: str | None = None
     feedback_delay_s: float = 1.0
+    feedback_field: str = "label"
     start_row: int = 0
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -346,6 +355,8 @@ class LoadPlan:
             raise ValueError(f"rate must be a finite number >= 0, got {self.rate}")
         if self.concurrency < 1 or self.batch < 1:
             raise ValueError("concurrency and batch must be at least 1")
+        if self.feedback_field not in ("label", "value"):
+            raise ValueError(f"feedback_field must be label or value, got {self.feedback_field!r}")
         if self.feedback_delay_s < 0:
             raise ValueError("the feedback delay must be >= 0")
         if not self.url.startswith(("http://", "https://")):
@@ -521,11 +532,14 @@ class Progress:
 class _Feedback:
     """Labels waiting for their delay, posted in batches per variant."""
 
-    def __init__(self, client: httpx.AsyncClient, url: str, delay_s: float, timeout_s: float):
+    def __init__(
+        self, client: httpx.AsyncClient, url: str, delay_s: float, timeout_s: float, field: str
+    ):
         self._client = client
         self._url = url
         self._delay_s = delay_s
         self._timeout_s = timeout_s
+        self._field = field
         self._pending: list[tuple[float, str, str, float]] = []  # (due, variant, id, truth)
         self.sent = 0
         self.failed = 0
@@ -553,7 +567,7 @@ class _Feedback:
             try:
                 answer = await self._client.post(
                     self._url,
-                    content=feedback_body(items),
+                    content=feedback_body(items, self._field),
                     headers=headers,
                     timeout=self._timeout_s,
                 )
@@ -597,7 +611,9 @@ async def run(
     )
     http = client or httpx.AsyncClient(limits=limits, timeout=plan.timeout_s)
     feedback = (
-        _Feedback(http, plan.feedback_url, plan.feedback_delay_s, plan.timeout_s)
+        _Feedback(
+            http, plan.feedback_url, plan.feedback_delay_s, plan.timeout_s, plan.feedback_field
+        )
         if plan.feedback_url is not None and dataset.labels is not None
         else None
     )

@@ -85,6 +85,13 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
     help="Seconds between an answer and its label.",
 )
 @click.option(
+    "--feedback-field",
+    type=click.Choice(["label", "value"]),
+    default="label",
+    show_default=True,
+    help="Send labels as a class (label) or a regression target (value).",
+)
+@click.option(
     "--header",
     "header_flags",
     multiple=True,
@@ -118,6 +125,7 @@ def load(
     datatype: str,
     feedback_url: str | None,
     feedback_delay: float,
+    feedback_field: str,
     header_flags: tuple[str, ...],
     start_row: int,
     timeout: float,
@@ -165,6 +173,7 @@ def load(
             timeout_s=timeout,
             feedback_url=feedback_url,
             feedback_delay_s=feedback_delay,
+            feedback_field=feedback_field,
             start_row=start_row,
             headers=headers,
         )

@@ -127,7 +127,7 @@ async def test_counting_variants_and_posting_delayed_labels(
     for items in by_variant.values():
         for item in items:
             index = int(str(item["request_id"]).rsplit("-", 1)[1])
-            assert item["truth"] == data.labels[index]
+            assert item["label"] == data.labels[index]
 
 
 def test_the_command_prints_a_json_summary_and_fails_on_errors(

@@ -133,10 +133,12 @@ def test_building_the_feedback_body() -> None:
     doc = orjson.loads(load.feedback_body([("a-1", 1.0), ("a-2", 0.0)]))
     assert doc == {
         "feedback": [
-            {"request_id": "a-1", "truth": 1.0, "row": 0},
-            {"request_id": "a-2", "truth": 0.0, "row": 0},
+            {"request_id": "a-1", "label": 1, "row": 0},
+            {"request_id": "a-2", "label": 0, "row": 0},
         ]
     }
+    doc = orjson.loads(load.feedback_body([("a-3", 2.5)], field="value"))
+    assert doc == {"feedback": [{"request_id": "a-3", "value": 2.5, "row": 0}]}
 
 
 def test_pacing_is_open_loop() -> None:

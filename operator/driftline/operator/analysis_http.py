@@ -6,7 +6,7 @@ parallel:
 - ``GET <router>/stats?window=<s>`` from every router replica: per variant ``requests``,
   ``errors``, ``latency_ms.p50/p99`` and ``model_version``; per (primary, shadow) pair the
   mirrored, failed and compared counts and ``class_agreement``;
-- ``GET <monitor>/verdict`` from every monitor sidecar of the variant: per variant the drift
+- ``GET <monitor>/v1/verdict`` from every monitor sidecar of the variant: per variant the drift
   ``verdict.share`` (share of drifted features, the dataset score) over ``verdict.rows``,
   ``performance`` from delayed labels (``labelled``, ``accuracy``/``auc``/``mae``/``rmse``), and
   ``prediction_counts`` (label → count) when the monitor reports them.
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 STATS_PATH: Final = "/stats"
 """The router's JSON stats endpoint (public and admin port)."""
-VERDICT_PATH: Final = "/verdict"
+VERDICT_PATH: Final = "/v1/verdict"
 """The monitor sidecar's JSON verdict endpoint."""
 
 

@@ -189,8 +189,8 @@ async def test_measuring_merges_routers_and_monitors() -> None:
     assert m.latency_p99_ms == 25.0
     assert (m.drift_score, m.drift_samples, m.labelled_samples) == (0.25, 800, 240)
     assert sorted(seen) == [
-        "http://m1:9000/verdict",
-        "http://m2:9000/verdict",
+        "http://m1:9000/v1/verdict",
+        "http://m2:9000/v1/verdict",
         "http://r1:8080/stats?window=15",
         "http://r2:8080/stats?window=15",
     ]

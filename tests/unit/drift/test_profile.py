@@ -140,3 +140,17 @@ def test_sources_travel_with_the_profile() -> None:
         json.loads(json.dumps(profile_to_json(build_profile(table, "s", sources=sources))))
     )
     assert back.layout.numeric[1].source == Source("input", "input", 1)
+
+
+def test_sorted_and_binned_counting_agree() -> None:
+    table = _table(3000, 10)
+    table["age"][:5] = [np.nan, np.inf, -np.inf, 1e9, -1e9]
+    profile = build_profile(_table(2000, 11), "sha", categorical=["plan"])
+    numeric, codes = encode_table(profile.layout, table)
+    (fast,) = histograms(profile.layout, numeric, codes)
+    (grouped,) = histograms(profile.layout, numeric, codes, np.zeros(3000, np.intp), 1)
+    assert np.array_equal(fast.numeric, grouped.numeric)
+    assert np.array_equal(fast.numeric_missing, grouped.numeric_missing)
+    assert np.allclose(fast.sums, grouped.sums, rtol=1e-9, atol=1e-3)
+    assert np.allclose(fast.moments, grouped.moments, rtol=1e-9, atol=1e-3)
+    assert fast.numeric_missing[0] == 3

@@ -92,14 +92,13 @@ class PredictionLog:
     capacity: int
     max_age: float
     _slots: dict[str, tuple[int, int]] = field(default_factory=dict)
-    _owner: list[str | None] = field(default_factory=list)
     _next: int = 0
 
     def __post_init__(self) -> None:
         if self.capacity < 1:
             raise ValueError("capacity must be at least 1")
         c = self.capacity
-        self._owner = [None] * c
+        self._owner: npt.NDArray[np.object_] = np.full(c, None, dtype=object)
         self.timestamp: Float = np.full(c, np.nan)
         self.score: Float = np.full(c, np.nan)
         self.predicted: Float = np.full(c, np.nan)
@@ -137,16 +136,17 @@ class PredictionLog:
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
         lengths = np.diff(np.r_[starts, m])
         slots = (self._next + np.arange(m)) % self.capacity
-        for s in slots[[self._owner[s] is not None for s in slots.tolist()]].tolist():
-            owner = self._owner[s]
-            if owner is not None and self._slots.get(owner, (-1, 0))[0] == s:
+        # Forget the requests whose first row is overwritten (vectorised scan of the slots).
+        owners = self._owner[slots]
+        for s, owner in zip(slots[owners != None].tolist(), owners[owners != None].tolist(),  # noqa: E711
+                            strict=True):  # fmt: skip
+            if self._slots.get(owner, (-1, 0))[0] == s:
                 del self._slots[owner]
-            self._owner[s] = None
-        for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
-            slot = int(slots[start])
-            rid = str(ids[start])
-            self._slots[rid] = (slot, length)
-            self._owner[slot] = rid
+        self._owner[slots] = None
+        first = slots[starts]
+        self._owner[first] = ids[starts]
+        self._slots.update(zip(ids[starts].tolist(), zip(first.tolist(), lengths.tolist(),
+                                                         strict=True), strict=True))  # fmt: skip
         self.timestamp[slots] = timestamps
         self.score[slots] = score
         self.predicted[slots] = predicted

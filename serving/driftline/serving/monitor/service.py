@@ -78,7 +78,7 @@ def extract(layout: Layout, batch: records.RecordBatch) -> tuple[Float, npt.NDAr
         numeric[:, j] = col
     for j, spec_c in enumerate(layout.categorical):
         col = column(spec_c.name, spec_c.source)
-        codes[:, j] = encode_categories(spec_c, layout.category_index[j], col, layout.vmax)
+        codes[:, j] = encode_categories(layout, j, col)
     return numeric, codes
 
 

@@ -46,10 +46,15 @@ def main() -> None:
             c = np.sort(cur[k])
             n, m = len(s), len(c)
             both = np.concatenate([s, c])
-            dd = np.abs(np.searchsorted(s, both, "right") / n - np.searchsorted(c, both, "right") / m).max()
+            dd = np.abs(
+                np.searchsorted(s, both, "right") / n - np.searchsorted(c, both, "right") / m
+            ).max()
             p = special.kolmogorov(np.sqrt(n * m / (n + m)) * dd)
             cb = np.bincount(np.searchsorted(edges, c), minlength=10) / m
-            _psi = np.sum((np.maximum(cb, 1e-4) - np.maximum(r, 1e-4)) * np.log(np.maximum(cb, 1e-4) / np.maximum(r, 1e-4)))
+            _psi = np.sum(
+                (np.maximum(cb, 1e-4) - np.maximum(r, 1e-4))
+                * np.log(np.maximum(cb, 1e-4) / np.maximum(r, 1e-4))
+            )
             if p < 0.05 / d:
                 flagged.append(k)
         for k in cats:

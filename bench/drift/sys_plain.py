@@ -15,7 +15,7 @@ from scipy import special
 from scipy.stats import chi2_contingency
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import emit, load, pin_one_core, timed  # noqa: E402
+from common import emit, load, pin_one_core, timed
 
 
 def main() -> None:

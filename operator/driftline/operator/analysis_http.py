@@ -283,7 +283,14 @@ class HttpProvider:
         except ValidationError as e:
             log.warning("router stats from %s not understood: %s", base, _first_error(e))
             return Measurements()
-        return measurements_from_router(doc, target)
+        found = measurements_from_router(doc, target)
+        reported = (
+            next((s.model_version for s in doc.shadow if s.primary in (None, "stable")), None)
+            if target.role == "shadow"
+            else getattr(doc.variants.get(target.role), "model_version", None)
+        )
+        _warn_other_model(base, target, reported)
+        return found
 
     async def _monitor(self, base: str, target: Target) -> Measurements:
         body = await self._get(base.rstrip("/") + self._verdict_path)
@@ -294,6 +301,8 @@ class HttpProvider:
         except ValidationError as e:
             log.warning("monitor verdict from %s not understood: %s", base, _first_error(e))
             return Measurements()
+        entry = doc.variants.get(target.role)
+        _warn_other_model(base, target, entry.version if entry is not None else None)
         return measurements_from_monitor(doc, target)
 
     async def measure(self, target: Target) -> Measurements:
@@ -304,6 +313,22 @@ class HttpProvider:
             *(self._monitor(url, target) for url in endpoints.monitors),
         )
         return combine(parts)
+
+
+def _warn_other_model(source: str, target: Target, reported: str | None) -> None:
+    """Log why a source that answered gives no data: it reports another model.
+
+    Either the route changed moments ago, or the route table's ``model_version`` (the server's
+    version) is not the Model name, which would hold every rollout on no data.
+    """
+    if reported is not None and reported != target.model:
+        log.warning(
+            "%s reports model %r for the %s variant, expected %r: its numbers are not used",
+            source,
+            reported,
+            target.role,
+            target.model,
+        )
 
 
 def _first_error(error: ValidationError) -> str:

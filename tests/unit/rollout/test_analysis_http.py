@@ -237,6 +237,16 @@ async def test_one_bad_router_does_not_hide_the_others() -> None:
     assert result.reason == "ErrorRateTooHigh"
 
 
+async def test_another_models_numbers_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    p, client = provider(
+        lambda r: httpx.Response(200, json=router_doc()), Endpoints(routers=("http://r1",))
+    )
+    async with client:
+        m = await p.measure(Target("default", "churn", "canary", "churn-v9"))
+    assert m == Measurements()
+    assert "reports model 'churn-v2' for the canary variant, expected 'churn-v9'" in caplog.text
+
+
 async def test_a_variant_with_no_endpoints_is_no_data() -> None:
     p, client = provider(
         lambda r: httpx.Response(200, content=json.dumps(router_doc())), Endpoints()

@@ -74,3 +74,14 @@ bench: ## every benchmark, side by side with the peers (slow; writes bench/resul
 
 clean: ## remove the virtualenv, tool downloads and caches
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+# ------------------------------------------------------------------------------------ router bench
+.PHONY: bench-router bench-router-clients
+WRK := $(shell command -v wrk 2>/dev/null)
+
+bench-router: $(STAMP) ## router: our server direct vs through driftline route (90/10, 100% mirror)
+	@test -n "$(WRK)" || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) bench/router/run.py $(BENCH_ROUTER_ARGS)
+
+bench-router-clients: $(STAMP) ## router upstream client: ours vs aiohttp vs httpx
+	$(PY) bench/router/clients.py

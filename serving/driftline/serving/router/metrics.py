@@ -33,6 +33,7 @@ are for dashboards that want one number.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -60,8 +61,23 @@ LATENCY_BUCKETS_S: Final = (
 )
 """Sub-millisecond to seconds: a proxied small-model inference is a few milliseconds."""
 
+PRIMARIES: Final = ("stable", "canary")
+"""Variants whose answers a shadow's answers are compared with."""
+
 OUTCOMES: Final = ("ok", "client_error", "server_error", "unavailable", "timeout")
 SHADOW_OUTCOMES: Final = ("compared", "uncomparable", "error", "timeout", "dropped")
+
+
+@dataclass(frozen=True, slots=True)
+class PairMetrics:
+    """The metric children of one (primary, shadow) pair, resolved once."""
+
+    class_elements: Counter
+    class_agreements: Counter
+    score_elements: Counter
+    score_abs_diff: Counter
+    agreement: Gauge
+    mean_abs_diff: Gauge
 
 
 class RouterMetrics:
@@ -184,6 +200,22 @@ class RouterMetrics:
         for variant in VARIANTS:
             self.fallbacks.labels(variant)
             self.retries.labels(variant)
+        self.shadow_children = {
+            (p, o): self.shadow_requests.labels(p, "shadow", o)
+            for p in PRIMARIES
+            for o in SHADOW_OUTCOMES
+        }
+        self.pair_children = {
+            p: PairMetrics(
+                self.shadow_class_elements.labels(p, "shadow"),
+                self.shadow_class_agreements.labels(p, "shadow"),
+                self.shadow_score_elements.labels(p, "shadow"),
+                self.shadow_score_abs_diff.labels(p, "shadow"),
+                self.shadow_agreement.labels(p, "shadow"),
+                self.shadow_mad.labels(p, "shadow"),
+            )
+            for p in PRIMARIES
+        }
 
     def show_table(self, table: RouteTable) -> None:
         """Export the live table: its version, weights and mirror percent."""

@@ -401,7 +401,7 @@ class Router:
         window = self._shadow_windows[primary_name]
         if self._shadow_inflight >= self.config.shadow_max_inflight:
             window.dropped(now)
-            self.metrics.shadow_requests.labels(primary_name, "shadow", "dropped").inc()
+            self.metrics.shadow_children[primary_name, "dropped"].inc()
             return None
         window.mirrored(now)
         loop = asyncio.get_running_loop()
@@ -425,7 +425,7 @@ class Router:
     ) -> None:
         """Send the copy, wait for the primary's answer, compare; never raises."""
         window = self._shadow_windows[primary_name]
-        count = self.metrics.shadow_requests
+        count = self.metrics.shadow_children
         try:
             pool = shadow.upstreams.choose(self._clock())
             try:
@@ -434,15 +434,15 @@ class Router:
                 answer = await pool.request(head, body, self.config.shadow_timeout_s)
             except UpstreamTimeout:
                 window.failed(self._clock(), timeout=True)
-                count.labels(primary_name, "shadow", "timeout").inc()
+                count[primary_name, "timeout"].inc()
                 return
             except UpstreamError:
                 window.failed(self._clock(), timeout=False)
-                count.labels(primary_name, "shadow", "error").inc()
+                count[primary_name, "error"].inc()
                 return
             if answer.status >= 300:
                 window.failed(self._clock(), timeout=False)
-                count.labels(primary_name, "shadow", "error").inc()
+                count[primary_name, "error"].inc()
                 return
             primary_body = await primary
             if primary_body is None:
@@ -450,32 +450,31 @@ class Router:
             comparison = compare_bodies(primary_body, answer.body)
             window.record(self._clock(), comparison)
             if not comparison.comparable:
-                count.labels(primary_name, "shadow", "uncomparable").inc()
+                count[primary_name, "uncomparable"].inc()
                 return
-            count.labels(primary_name, "shadow", "compared").inc()
+            count[primary_name, "compared"].inc()
             self._count_comparison(primary_name, comparison)
         except Exception:  # the shadow must never disturb the router; log and count
             log.exception("shadow task failed")
-            count.labels(primary_name, "shadow", "error").inc()
+            count[primary_name, "error"].inc()
         finally:
             self._shadow_inflight -= 1
 
     def _count_comparison(self, primary_name: LiveName, comparison: Comparison) -> None:
-        m = self.metrics
-        pair = (primary_name, "shadow")
-        m.shadow_class_elements.labels(*pair).inc(comparison.class_n)
-        m.shadow_class_agreements.labels(*pair).inc(comparison.class_agree)
-        m.shadow_score_elements.labels(*pair).inc(comparison.score_n)
-        m.shadow_score_abs_diff.labels(*pair).inc(comparison.score_abs_sum)
+        pair = self.metrics.pair_children[primary_name]
+        pair.class_elements.inc(comparison.class_n)
+        pair.class_agreements.inc(comparison.class_agree)
+        pair.score_elements.inc(comparison.score_n)
+        pair.score_abs_diff.inc(comparison.score_abs_sum)
         totals = self._shadow_totals[primary_name]
         totals[0] += comparison.class_n
         totals[1] += comparison.class_agree
         totals[2] += comparison.score_n
         totals[3] += comparison.score_abs_sum
         if totals[0]:
-            m.shadow_agreement.labels(*pair).set(totals[1] / totals[0])
+            pair.agreement.set(totals[1] / totals[0])
         if totals[2]:
-            m.shadow_mad.labels(*pair).set(totals[3] / totals[2])
+            pair.mean_abs_diff.set(totals[3] / totals[2])
 
     # ------------------------------------------------------------------ feedback
     async def _feedback(self, request: Request) -> Response:

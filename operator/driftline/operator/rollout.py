@@ -1033,8 +1033,8 @@ def step(
     """Advance one Deployment's rollout by one reconcile.
 
     Order within a call: commands (in the order given, each once), then the desired model (start,
-    supersede, or revert to stable), then drains that are due, then the analysis tick and time (the
-    progress deadline, the end of the current hold).
+    supersede, or revert to stable), then the analysis tick and time (the progress deadline, the
+    end of the current hold), then drains that are due.
 
     Args:
         state: the stored state (``RolloutState()`` for a new Deployment).
@@ -1048,15 +1048,20 @@ def step(
     Returns:
         The next state and the decisions taken, in order. Calling again with the returned state and
         the same inputs returns the same state and no decisions.
+
+    Raises:
+        ValueError: when ``now`` is naive (status times are compared as UTC instants).
     """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (status times are UTC)")
     log = _Log()
     s = state
     for command in commands:
         s = _command(s, policy, command, now, log)
     s = _reconcile_desired(s, policy, desired, now, log)
-    if s.draining is not None and s.draining in (s.stable, s.target if s.active else None):
-        s = replace(s, draining=None, drain_until=None)  # live again: never drain what serves
-    s = _finish_drain(s, now, log)
     if s.active:
         s = _advance(s, policy, analysis, now, log)
+    if s.draining is not None and s.draining in (s.stable, s.target if s.active else None):
+        s = replace(s, draining=None, drain_until=None)  # live again: never drain what serves
+    s = _finish_drain(s, now, log)  # last: a drain that starts and ends now is done in this call
     return s, tuple(log.items)

@@ -1,37 +1,76 @@
 """Every kopf handler of the operator, registered into a registry passed in.
 
-Handlers are thin and level-based: parse, load references, decide (pure modules), apply through the
-``Cluster`` seam, write status through kopf's ``patch``. They return ``None`` (kopf would store a
-return value under ``status.<handler id>``, outside the CRD schema). Errors are mapped to kopf's
-permanent/temporary errors in exactly one place, ``kopf_error``.
+Handlers are thin and level-based: parse, load references, decide (pure modules: ``plan``,
+``render``, ``status``), apply through the ``Cluster`` seam, write status through kopf's ``patch``.
+They return ``None`` (kopf would store a return value under ``status.<handler id>``, outside the
+CRD schema). Errors are mapped to kopf's permanent/temporary errors in exactly one place,
+``kopf_error``.
 
-``register(registry, ...)`` instead of module-level decorators: each test (and each process) builds
+- Model: on create/update/resume, verify the artifact (digest, size, ONNX graph, features) and
+  write status (signature, opset, size, Ready). A wrong digest or unreadable graph is permanent:
+  Ready=False, Stalled=True with the reason, no retries until the spec changes.
+- Deployment: on create/update/resume and every ``resync_interval`` (a timer: children readiness
+  has no event on the parent), reconcile: parse, load Models, adopt ``spec.model`` where no
+  rollout is needed, plan, render, apply, prune, status (observedGeneration, conditions, phase,
+  variants, endpoint) and an Event for every decision.
+
+``register(registry, ctx)`` instead of module-level decorators: each test (and each process) builds
 a fresh ``kopf.OperatorRegistry`` with its own settings, metrics and cluster seam.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Any
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import kopf
+import pydantic
 
-from driftline.operator.errors import OperatorError, PermanentFailure, TemporaryFailure
+from driftline.operator import names, plan, render, status
+from driftline.operator.api import Deployment, Model
+from driftline.operator.api.deployment import DeploymentStatus
+from driftline.operator.artifacts import ArtifactSource, LocalSource, check_features, inspect_onnx
+from driftline.operator.errors import (
+    DependencyNotReady,
+    OperatorError,
+    PermanentFailure,
+    SpecInvalid,
+    TemporaryFailure,
+)
 from driftline.operator.k8s import Cluster
+from driftline.operator.manifests import JsonObject, key_of, owner_reference
 from driftline.operator.metrics import Metrics
 from driftline.operator.settings import OperatorSettings, configure_kopf
 
 log = logging.getLogger(__name__)
 
+MAX_MODEL_BYTES = 2 << 30
+"""Largest artifact the operator hashes and loads (2 GiB): bounds its memory and time."""
 
-@dataclass(frozen=True)
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
 class Context:
     """What every handler needs, built once per process by the runner."""
 
     settings: OperatorSettings
     metrics: Metrics
     cluster: Cluster
+    artifacts: ArtifactSource = field(default_factory=LocalSource)
+    clock: Callable[[], datetime] = _utcnow
+    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, namespace: str, name: str) -> asyncio.Lock:
+        """One lock per object: the timer and a change handler never reconcile it at once."""
+        return self._locks.setdefault((namespace, name), asyncio.Lock())
 
 
 def kopf_error(error: OperatorError) -> kopf.PermanentError | kopf.TemporaryError:
@@ -43,8 +82,191 @@ def kopf_error(error: OperatorError) -> kopf.PermanentError | kopf.TemporaryErro
     return kopf.TemporaryError(f"{error.reason}: {error.message}", delay=10)
 
 
+def _invalid(error: pydantic.ValidationError, kind: str) -> SpecInvalid:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or kind}: {e['msg']}" for e in error.errors()[:5]
+    )
+    return SpecInvalid(f"invalid {kind}: {problems}")
+
+
+def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A kopf body as plain dicts (the edge: kopf's views become data)."""
+    return {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec", "status") if k in body}
+
+
+def _status_wire(value: pydantic.BaseModel) -> JsonObject:
+    return cast(JsonObject, value.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+def _set_status(patch: kopf.Patch, old: Any, new: pydantic.BaseModel) -> None:
+    old_wire = cast(JsonObject, dict(old)) if isinstance(old, Mapping) else {}
+    patch["status"] = status.status_patch(old_wire, _status_wire(new))
+
+
+def _ready_condition_reason(raw: Any) -> str | None:
+    if not isinstance(raw, Mapping):
+        return None
+    for c in raw.get("conditions") or []:
+        if isinstance(c, Mapping) and c.get("type") == "Ready":
+            return f"{c.get('status')}/{c.get('reason')}"
+    return None
+
+
+# -------------------------------------------------------------------------------------- Models
+async def reconcile_model(
+    ctx: Context, body: Mapping[str, Any], patch: kopf.Patch, event_body: kopf.Body
+) -> None:
+    """Verify a Model's artifact and write its status; raise the mapped error on failure."""
+    raw = _plain(body)
+    meta = raw.get("metadata") or {}
+    generation = meta.get("generation")
+    now = ctx.clock()
+    try:
+        model = Model.from_manifest(raw)
+    except pydantic.ValidationError as e:
+        error = _invalid(e, "Model")
+        _set_status(patch, raw.get("status"), status.model_failed(None, generation, error, now))
+        kopf.warn(event_body, reason=error.reason, message=error.message)
+        raise kopf_error(error) from None
+    if status.is_model_ready(model):
+        return  # immutable: verified for this generation already
+    try:
+        path = ctx.artifacts.local_path(model.spec.source.uri)
+        info = await asyncio.to_thread(
+            inspect_onnx, path, model.spec.source.sha256, MAX_MODEL_BYTES
+        )
+        check_features(model.spec, info.signature)
+    except TemporaryFailure as error:
+        _set_status(patch, raw.get("status"), status.model_pending(model, error, now))
+        raise kopf_error(error) from None
+    except PermanentFailure as error:
+        _set_status(patch, raw.get("status"), status.model_failed(model, generation, error, now))
+        kopf.warn(event_body, reason=error.reason, message=error.message)
+        raise kopf_error(error) from None
+    new = status.model_ready(model, info, now)
+    _set_status(patch, raw.get("status"), new)
+    kopf.info(event_body, reason="ModelReady", message=new.message or "verified")
+
+
+# --------------------------------------------------------------------------------- Deployments
+async def _load_models(ctx: Context, namespace: str, wanted: tuple[str, ...]) -> dict[str, Model]:
+    models: dict[str, Model] = {}
+    for name in wanted:
+        raw = await ctx.cluster.get(names.API_VERSION, names.MODEL.kind, namespace, name)
+        if raw is None:
+            continue
+        try:
+            models[name] = Model.from_manifest(raw)
+        except pydantic.ValidationError:
+            continue  # an invalid Model is never served; its own status says why
+    return models
+
+
+async def _ready_pods(ctx: Context, namespace: str, topology: plan.Topology) -> dict[str, int]:
+    """Ready pods per variant role and ``router``, read from the child Deployments' status."""
+    wanted: dict[str, str] = {
+        v.role: names.variant_name(topology.name, v.role) for v in topology.variants
+    }
+    wanted[names.COMPONENT_ROUTER] = names.router_name(topology.name)
+    ready: dict[str, int] = {}
+    for role, child in wanted.items():
+        raw = await ctx.cluster.get("apps/v1", "Deployment", namespace, child)
+        child_status = raw.get("status") if raw is not None else None
+        count = child_status.get("readyReplicas") if isinstance(child_status, dict) else None
+        ready[role] = count if isinstance(count, int) else 0
+    return ready
+
+
+def _events(event_body: kopf.Body, old: Any, new: DeploymentStatus, decided: Any) -> None:
+    if decided is not None:
+        kopf.info(event_body, reason=decided.reason, message=decided.message or decided.action)
+    before, after = _ready_condition_reason(old), _ready_condition_reason(_status_wire(new))
+    if before != after:
+        ready = new.condition("Ready")
+        if ready is not None:
+            post = kopf.info if ready.status == "True" or ready.reason != "Stalled" else kopf.warn
+            post(event_body, reason=ready.reason, message=ready.message)
+
+
+async def reconcile_deployment(
+    ctx: Context, body: Mapping[str, Any], patch: kopf.Patch, event_body: kopf.Body
+) -> None:
+    """Level-based reconcile of one Deployment; see the module docstring."""
+    raw = _plain(body)
+    now = ctx.clock()
+    meta = raw.get("metadata") or {}
+    namespace, name = str(meta.get("namespace", "default")), str(meta.get("name", ""))
+    started = time.monotonic()
+    try:
+        try:
+            deployment = Deployment.from_manifest(raw)
+        except pydantic.ValidationError as e:
+            raise _invalid(e, "Deployment") from None
+        models = await _load_models(ctx, namespace, plan.referenced_models(deployment))
+        adoption = status.adopt(deployment, models, now)
+        if adoption.status.stable_model is None:
+            pending = adoption.pending or "nothing to serve yet"
+            new = status.deployment_waiting(deployment, pending, now)
+            _set_status(patch, raw.get("status"), new)
+            _events(event_body, raw.get("status"), new, None)
+            raise DependencyNotReady(pending, delay=ctx.settings.resync_interval)
+        adopted = deployment.model_copy(update={"status": adoption.status})
+        topology = plan.desired(adopted, models)
+        uid = str(meta.get("uid", ""))
+        owner = owner_reference(names.API_VERSION, names.DEPLOYMENT.kind, name, uid)
+        manifests = render.manifests(topology, owner, ctx.settings.image)
+        await ctx.cluster.apply(manifests, owner)
+        await ctx.cluster.prune(
+            namespace,
+            names.child_labels(name),
+            keep=[key_of(m) for m in manifests],
+            kinds=render.CHILD_KINDS,
+            owner_uid=uid,
+        )
+        ready = await _ready_pods(ctx, namespace, topology)
+        new = status.deployment_status(
+            deployment, adoption.status, topology, ready, adoption.pending, now
+        )
+        _set_status(patch, raw.get("status"), new)
+        _events(event_body, raw.get("status"), new, adoption.decided)
+        ctx.metrics.set_phase(namespace, name, new.phase or "Progressing")
+        ctx.metrics.set_weights(namespace, name, topology.weights)
+    except OperatorError as error:
+        ctx.metrics.reconcile_errors.labels("Deployment", error.reason).inc()
+        if isinstance(error, PermanentFailure):
+            old = None
+            try:
+                old = DeploymentStatus.model_validate(raw.get("status") or {})
+            except pydantic.ValidationError:
+                old = None
+            new = status.deployment_failed(raw, old, error, now)
+            _set_status(patch, raw.get("status"), new)
+            _events(event_body, raw.get("status"), new, None)
+            ctx.metrics.set_phase(namespace, name, "Degraded")
+        raise kopf_error(error) from None
+    finally:
+        ctx.metrics.reconcile_duration.labels("Deployment").observe(time.monotonic() - started)
+
+
+def _stalled_for_generation(body: Mapping[str, Any]) -> bool:
+    """Whether a permanent failure was already reported for this exact spec (no retry storm)."""
+    raw_status = body.get("status")
+    meta = body.get("metadata") or {}
+    if not isinstance(raw_status, Mapping):
+        return False
+    if raw_status.get("observedGeneration") != meta.get("generation"):
+        return False
+    return any(
+        isinstance(c, Mapping) and c.get("type") == "Stalled" and c.get("status") == "True"
+        for c in raw_status.get("conditions") or []
+    )
+
+
+# ---------------------------------------------------------------------------------- registry
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     """Register every handler of the operator into ``registry``."""
+    group, version = names.GROUP, names.VERSION
+    models, deployments = names.MODEL.plural, names.DEPLOYMENT.plural
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -53,3 +275,40 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     # Credentials: the kubeconfig or the pod's service account, exactly as the kubernetes client
     # sees them (one source of truth for kopf and for our own API calls).
     kopf.on.login(registry=registry)(kopf.login_via_client)
+
+    @kopf.on.resume(group, version, models, registry=registry)
+    @kopf.on.create(group, version, models, registry=registry)
+    @kopf.on.update(group, version, models, field="spec", registry=registry)
+    async def model_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await reconcile_model(ctx, body, patch, body)
+
+    @kopf.on.resume(group, version, deployments, registry=registry)
+    @kopf.on.create(group, version, deployments, registry=registry)
+    @kopf.on.update(group, version, deployments, field="spec", registry=registry)
+    async def deployment_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        async with ctx.lock(str(meta.get("namespace")), str(meta.get("name"))):
+            await reconcile_deployment(ctx, body, patch, body)
+
+    @kopf.timer(
+        group,
+        version,
+        deployments,
+        interval=ctx.settings.resync_interval,
+        initial_delay=ctx.settings.resync_interval,
+        registry=registry,
+    )
+    async def deployment_resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        if _stalled_for_generation(body):
+            return  # a permanent failure waits for a spec change, not for the clock
+        meta = body.get("metadata") or {}
+        async with ctx.lock(str(meta.get("namespace")), str(meta.get("name"))):
+            try:
+                await reconcile_deployment(ctx, body, patch, body)
+            except (kopf.TemporaryError, kopf.PermanentError) as e:
+                log.info("resync of %s/%s: %s", meta.get("namespace"), meta.get("name"), e)
+
+    @kopf.on.delete(group, version, deployments, optional=True, registry=registry)
+    def deployment_deleted(body: kopf.Body, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        ctx.metrics.forget(str(meta.get("namespace")), str(meta.get("name")))

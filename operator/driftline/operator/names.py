@@ -7,6 +7,7 @@ format a key themselves.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -83,3 +84,83 @@ ANNOTATION_COMMAND: Final = f"{GROUP}/command"
 ``kubectl driftline promote|abort|retry|pause|resume`` sets it with a merge patch; GitOps tools do
 not revert it (it is not in git), and the operator applies each id once
 (``driftline.operator.rollout.parse_command``)."""
+
+# ------------------------------------------------------------------------------- child objects
+# Children of a Driftline Deployment ``<dep>``: per variant ``<dep>-<variant>`` (apps/v1
+# Deployment, Service, HPA, PDB), the router ``<dep>-router`` (Deployment, PDB), the public Service
+# ``<dep>`` (the endpoint clients call) and the route table ConfigMap ``<dep>-routes``.
+MAX_NAME: Final = 63
+"""Service names are DNS-1035 labels (63 characters): every child name is kept within that."""
+
+COMPONENT_SERVER: Final = "server"
+COMPONENT_ROUTER: Final = "router"
+PART_OF_VALUE: Final = "driftline"
+
+ROUTE_TABLE_KEY: Final = "routes.json"
+"""Key of the route table in its ConfigMap (JSON, which the router reads as YAML too)."""
+ROUTE_TABLE_DIR: Final = "/etc/driftline/routes"
+"""Where the router pod mounts the route-table ConfigMap."""
+MODEL_DIR: Final = "/models"
+"""Where the fetch init container writes the verified model and the server reads it."""
+
+PORT_HTTP: Final = 8080
+"""Model server and router HTTP port (Open Inference Protocol v2)."""
+PORT_MONITOR: Final = 9100
+"""Monitor sidecar port (records in, verdicts and /metrics out)."""
+PORT_NAME_HTTP: Final = "http"
+PORT_NAME_MONITOR: Final = "monitor"
+
+ANNOTATION_ROUTE_VERSION: Final = f"{GROUP}/route-table-version"
+"""On the route-table ConfigMap: the table's content-derived version, for humans and alerts."""
+
+
+def _fit(name: str) -> str:
+    """``name`` if it fits 63 characters, else a truncation ending in a stable 8-hex hash."""
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9].rstrip('-.')}-{digest}"
+
+
+def variant_name(deployment: str, variant: str) -> str:
+    """Name of a variant's workload, Service, HPA and PDB: ``<dep>-<variant>``."""
+    return _fit(f"{deployment}-{variant}")
+
+
+def router_name(deployment: str) -> str:
+    """Name of the router's workload and PDB: ``<dep>-router``."""
+    return _fit(f"{deployment}-router")
+
+
+def public_service_name(deployment: str) -> str:
+    """Name of the Service clients call: the Deployment's own name."""
+    return _fit(deployment)
+
+
+def route_table_name(deployment: str) -> str:
+    """Name of the route-table ConfigMap: ``<dep>-routes``."""
+    return _fit(f"{deployment}-routes")
+
+
+def service_host(service: str, namespace: str) -> str:
+    """In-cluster DNS name of a Service."""
+    return f"{service}.{namespace}.svc"
+
+
+def child_labels(deployment: str) -> dict[str, str]:
+    """Labels on every child of a Deployment: what the pruner selects by."""
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY_VALUE,
+        LABEL_PART_OF: PART_OF_VALUE,
+        LABEL_DEPLOYMENT: deployment,
+    }
+
+
+def variant_selector(deployment: str, variant: str) -> dict[str, str]:
+    """Pod selector of one variant (immutable in apps/v1: never includes the model)."""
+    return {LABEL_DEPLOYMENT: deployment, LABEL_COMPONENT: COMPONENT_SERVER, LABEL_VARIANT: variant}
+
+
+def router_selector(deployment: str) -> dict[str, str]:
+    """Pod selector of the router."""
+    return {LABEL_DEPLOYMENT: deployment, LABEL_COMPONENT: COMPONENT_ROUTER}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from driftline.operator import names
+from driftline.operator import __version__, names
 
 if TYPE_CHECKING:  # kopf is imported only by the process that runs the operator
     import kopf
@@ -54,6 +54,12 @@ class OperatorSettings(BaseSettings):
 
     api_retry_base_delay: float = Field(default=0.1, gt=0, le=60)
     """Seconds before the first retry of an API call; doubles per retry (capped at 5 s)."""
+
+    image: str = f"ghcr.io/driftline/driftline:{__version__}"
+    """Image of the serving and router pods when a Deployment sets no ``spec.pod.image``."""
+
+    resync_interval: float = Field(default=15.0, gt=0, le=3600)
+    """Seconds between level-based re-reconciles of every Deployment (children readiness, drift)."""
 
     temporary_error_delay: float = Field(default=10.0, gt=0, le=3600)
     """Seconds kopf waits before re-running a handler after a temporary failure."""

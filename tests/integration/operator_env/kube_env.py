@@ -12,9 +12,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,8 +23,12 @@ import kmock
 import kubernetes
 import yaml
 from kmock_plus import KubernetesEmulatorPlus
+from prometheus_client import CollectorRegistry
 
-from driftline.operator import names
+from driftline.operator import names, runner
+from driftline.operator.k8s import KubeClient, RetryPolicy
+from driftline.operator.metrics import Metrics
+from driftline.operator.settings import OperatorSettings
 
 T = TypeVar("T")
 
@@ -219,3 +224,31 @@ async def aeventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {what} (last: {last!r})")
         await asyncio.sleep(interval)  # polling interval of a condition with a deadline
+
+
+@contextlib.asynccontextmanager
+async def running_operator(
+    settings: OperatorSettings | None = None,
+) -> AsyncIterator[asyncio.Event]:
+    """The operator in this test's own task (a fixture's finalizer task would be a task kopf
+    waits for on stop, for its 5-second grace period)."""
+    settings = settings or OperatorSettings(standalone=True, metrics_port=0, resync_interval=0.3)
+    client = KubeClient(
+        kubernetes.client.ApiClient(), retry=RetryPolicy(attempts=5, base_delay=0.01)
+    )
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        runner.run(
+            settings,
+            metrics=Metrics(CollectorRegistry()),
+            cluster=client,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+    )
+    try:
+        yield ready
+    finally:
+        client.close()
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)

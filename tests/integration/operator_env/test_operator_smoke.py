@@ -9,17 +9,12 @@ We test these aspects:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import kubernetes
 import pytest
-from kube_env import KMockThread, aeventually
-from prometheus_client import CollectorRegistry
+from kube_env import KMockThread, aeventually, running_operator
 
-from driftline.operator import names, runner
-from driftline.operator.k8s import KubeClient, RetryPolicy
-from driftline.operator.metrics import Metrics
+from driftline.operator import names
 from driftline.operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.integration
@@ -27,31 +22,9 @@ pytestmark = pytest.mark.integration
 PEERING = "kopf.dev/v1/clusterkopfpeerings"
 
 
-async def _start(settings: OperatorSettings) -> AsyncIterator[asyncio.Event]:
-    client = KubeClient(
-        kubernetes.client.ApiClient(), retry=RetryPolicy(attempts=3, base_delay=0.01)
-    )
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        runner.run(
-            settings,
-            metrics=Metrics(CollectorRegistry()),
-            cluster=client,
-            stop_flag=stop,
-            ready_flag=ready,
-        )
-    )
-    try:
-        yield ready
-    finally:
-        client.close()
-        stop.set()
-        await asyncio.wait_for(task, timeout=10)
-
-
 async def test_operator_watches_our_kinds_and_stops(k8s: KMockThread, kubeconfig: Path) -> None:
     settings = OperatorSettings(standalone=True, metrics_port=0)
-    async for ready in _start(settings):
+    async with running_operator(settings) as ready:
         await asyncio.wait_for(ready.wait(), timeout=10)
         # kopf logs in with the kubeconfig and scans the API groups for its resources.
         await aeventually(lambda: k8s.call(lambda: len(k8s.handler["get /apis"])), what="discovery")
@@ -69,7 +42,7 @@ async def test_peering_registers_and_unregisters(k8s: KMockThread, kubeconfig: P
         )
     )
     settings = OperatorSettings(standalone=False, priority=100, metrics_port=0)
-    async for _ in _start(settings):
+    async with running_operator(settings):
         peers = await aeventually(
             lambda: k8s.objects(PEERING)[names.PEERING_NAME].get("status"),
             what="this operator in the peering status",

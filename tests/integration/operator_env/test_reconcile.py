@@ -1,0 +1,302 @@
+"""kopf runs Driftline's handlers against the API emulator: Models and Deployments end to end.
+
+We test these aspects:
+- a Model with a real ONNX artifact becomes Ready with its signature, opset and size;
+- a wrong digest makes the Model Failed/Stalled with the reason, and no Deployment serves it;
+- a Deployment gets every child (variant + router Deployments, Services, route table, PDBs),
+  owned by it, and becomes Ready once the child Deployments report ready pods;
+- spec changes are patched into the children; a canary change waits for the rollout engine while
+  stable keeps serving; a direct change replaces the stable model;
+- injected 409/500 answers are retried without duplicate children;
+- deleting the Deployment garbage-collects its children.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import onnx
+import pytest
+from kube_env import KMockThread, aeventually, running_operator
+from onnx import TensorProto, helper
+
+from driftline.operator import names
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("kubeconfig")]
+
+NS = "default"
+MODELS = names.MODEL.resource
+DEPLOYS = names.DEPLOYMENT.resource
+APPS = "apps/v1/deployments"
+
+
+def write_model(path: Path, scale: float) -> str:
+    """A tiny ONNX graph y = x @ w (3 features -> 1 output); returns its sha256."""
+    w = helper.make_tensor("w", TensorProto.FLOAT, [3, 1], [scale, scale, scale])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+        [w],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    onnx.save(proto, str(path))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def model_body(name: str, path: Path, sha: str, version: str = "v1") -> dict[str, Any]:
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": "Model",
+        "metadata": {"name": name},
+        "spec": {
+            "family": "tiny",
+            "version": version,
+            "source": {"uri": f"file://{path}", "sha256": sha},
+            "features": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+        },
+    }
+
+
+def deployment_body(model: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": "Deployment",
+        "metadata": {"name": "tiny"},
+        "spec": {"model": model, **spec},
+    }
+
+
+def create(plural: str, body: dict[str, Any]) -> None:
+    kubernetes.client.CustomObjectsApi().create_namespaced_custom_object(
+        names.GROUP, names.VERSION, NS, plural, body
+    )
+
+
+def patch_spec(plural: str, name: str, spec: dict[str, Any]) -> None:
+    kubernetes.client.CustomObjectsApi().patch_namespaced_custom_object(
+        names.GROUP, names.VERSION, NS, plural, name, {"spec": spec}
+    )
+
+
+def mark_ready(k8s: KMockThread) -> list[str]:
+    """Stand in for the Deployment controller: every child Deployment reports all pods ready."""
+    api = kubernetes.client.AppsV1Api()
+    done = []
+    for name, obj in k8s.objects(APPS, NS).items():
+        want = obj["spec"].get("replicas", 1)
+        if (obj.get("status") or {}).get("readyReplicas") != want:
+            api.patch_namespaced_deployment_status(name, NS, {"status": {"readyReplicas": want}})
+            done.append(name)
+    return done
+
+
+def status_of(k8s: KMockThread, resource: str, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = k8s.objects(resource, NS).get(name, {}).get("status") or {}
+    return status
+
+
+def condition(status: dict[str, Any], type_: str) -> tuple[str, str] | None:
+    for c in status.get("conditions", []):
+        if c["type"] == type_:
+            return c["status"], c["reason"]
+    return None
+
+
+async def test_model_becomes_ready_with_its_signature(k8s: KMockThread, tmp_path: Path) -> None:
+    async with running_operator():
+        sha = write_model(tmp_path / "m.onnx", 1.0)
+        create(names.MODEL.plural, model_body("tiny-v1", tmp_path / "m.onnx", sha))
+        status = await aeventually(
+            lambda: (
+                status_of(k8s, MODELS, "tiny-v1").get("phase") == "Ready"
+                and status_of(k8s, MODELS, "tiny-v1")
+            ),
+            what="Model Ready",
+        )
+        assert status["verifiedSha256"] == sha
+        assert status["opset"] == 17
+        assert status["sizeBytes"] == (tmp_path / "m.onnx").stat().st_size
+        assert status["signature"]["inputs"] == [
+            {"name": "x", "datatype": "FP32", "shape": [-1, 3]}
+        ]
+        assert condition(status, "Ready") == ("True", "Verified")
+        assert status["observedGeneration"] == 1
+
+
+async def test_wrong_digest_fails_the_model_and_nothing_serves_it(
+    k8s: KMockThread, tmp_path: Path
+) -> None:
+    async with running_operator():
+        write_model(tmp_path / "m.onnx", 1.0)
+        create(names.MODEL.plural, model_body("bad", tmp_path / "m.onnx", "0" * 64))
+        status = await aeventually(
+            lambda: (
+                status_of(k8s, MODELS, "bad").get("phase") == "Failed"
+                and status_of(k8s, MODELS, "bad")
+            ),
+            what="Model Failed",
+        )
+        assert condition(status, "Stalled") == ("True", "DigestMismatch")
+        assert condition(status, "Ready") == ("False", "DigestMismatch")
+        assert "0" * 64 in status["message"]
+        create(names.DEPLOYMENT.plural, deployment_body("bad"))
+        dep = await aeventually(
+            lambda: (
+                condition(status_of(k8s, DEPLOYS, "tiny"), "Reconciling")
+                and status_of(k8s, DEPLOYS, "tiny")
+            ),
+            what="Deployment waiting",
+        )
+        assert condition(dep, "Reconciling") == ("True", "WaitingForModel")
+        assert "bad" in dep["message"]
+        assert k8s.objects(APPS, NS) == {}
+
+
+async def test_deployment_gets_its_children_and_becomes_ready(
+    k8s: KMockThread, tmp_path: Path
+) -> None:
+    async with running_operator():
+        sha = write_model(tmp_path / "m.onnx", 1.0)
+        create(names.MODEL.plural, model_body("tiny-v1", tmp_path / "m.onnx", sha))
+        create(names.DEPLOYMENT.plural, deployment_body("tiny-v1", replicas=2))
+        await aeventually(
+            lambda: {"tiny-stable", "tiny-router"} <= set(k8s.objects(APPS, NS)), what="children"
+        )
+        uid = k8s.objects(DEPLOYS, NS)["tiny"]["metadata"]["uid"]
+        children = {
+            "v1/services": {"tiny", "tiny-stable"},
+            "v1/configmaps": {"tiny-routes"},
+            "policy/v1/poddisruptionbudgets": {"tiny-stable", "tiny-router"},
+            APPS: {"tiny-stable", "tiny-router"},
+        }
+        for resource, expected in children.items():
+            objs = await aeventually(
+                lambda r=resource, e=expected: set(k8s.objects(r, NS)) == e and k8s.objects(r, NS),
+                what=resource,
+            )
+            for obj in objs.values():
+                assert obj["metadata"]["ownerReferences"][0]["uid"] == uid
+        table = json.loads(
+            k8s.objects("v1/configmaps", NS)["tiny-routes"]["data"][names.ROUTE_TABLE_KEY]
+        )
+        assert table["stable"]["weight"] == 100
+        await aeventually(
+            lambda: (
+                condition(status_of(k8s, DEPLOYS, "tiny"), "Ready") == ("False", "WaitingForPods")
+            ),
+            what="waiting for pods",
+        )
+        mark_ready(k8s)
+        ready = await aeventually(
+            lambda: (
+                condition(status_of(k8s, DEPLOYS, "tiny"), "Ready") == ("True", "Succeeded")
+                and status_of(k8s, DEPLOYS, "tiny")
+            ),
+            what="Deployment Ready",
+        )
+        assert ready["phase"] == "Healthy"
+        assert ready["stableModel"] == "tiny-v1"
+        assert ready["observedGeneration"] == 1
+        assert ready["variants"] == [
+            {"name": "stable", "model": "tiny-v1", "weight": 100, "replicas": 2, "readyReplicas": 2}
+        ]
+        assert ready["endpoint"] == "http://tiny.default.svc:8080/v2/models/tiny"
+        assert [h["reason"] for h in ready["history"]] == ["InitialDeploy"]
+        await aeventually(
+            lambda: (
+                {"InitialDeploy", "Succeeded"}
+                <= {e.get("reason") for e in k8s.objects("v1/events", NS).values()}
+            ),
+            what="Events for the decisions",
+        )
+
+
+async def test_spec_changes_reach_the_children(k8s: KMockThread, tmp_path: Path) -> None:
+    async with running_operator():
+        sha1 = write_model(tmp_path / "m1.onnx", 1.0)
+        sha2 = write_model(tmp_path / "m2.onnx", 2.0)
+        create(names.MODEL.plural, model_body("tiny-v1", tmp_path / "m1.onnx", sha1))
+        create(names.MODEL.plural, model_body("tiny-v2", tmp_path / "m2.onnx", sha2, "v2"))
+        create(names.DEPLOYMENT.plural, deployment_body("tiny-v1", replicas=1))
+        await aeventually(lambda: "tiny-stable" in k8s.objects(APPS, NS), what="stable child")
+        patch_spec(names.DEPLOYMENT.plural, "tiny", {"replicas": 3})
+        await aeventually(
+            lambda: k8s.objects(APPS, NS)["tiny-stable"]["spec"]["replicas"] == 3, what="scaled"
+        )
+        # A canary change: stable keeps serving, the status says the rollout is pending.
+        await aeventually(
+            lambda: status_of(k8s, MODELS, "tiny-v2").get("phase") == "Ready", what="v2 Ready"
+        )
+        patch_spec(names.DEPLOYMENT.plural, "tiny", {"model": "tiny-v2"})
+        pending = await aeventually(
+            lambda: (
+                condition(status_of(k8s, DEPLOYS, "tiny"), "Reconciling")
+                == ("True", "RolloutPending")
+                and status_of(k8s, DEPLOYS, "tiny")
+            ),
+            what="rollout pending",
+        )
+        assert pending["stableModel"] == "tiny-v1"
+        labels = k8s.objects(APPS, NS)["tiny-stable"]["metadata"]["labels"]
+        assert labels[names.LABEL_MODEL] == "tiny-v1"
+        # strategy: direct replaces the stable model at once.
+        patch_spec(names.DEPLOYMENT.plural, "tiny", {"rollout": {"strategy": "direct"}})
+        await aeventually(
+            lambda: (
+                k8s.objects(APPS, NS)["tiny-stable"]["metadata"]["labels"][names.LABEL_MODEL]
+                == "tiny-v2"
+            ),
+            what="stable on v2",
+        )
+        await aeventually(
+            lambda: status_of(k8s, DEPLOYS, "tiny")["stableModel"] == "tiny-v2", what="status v2"
+        )
+        assert [h["reason"] for h in status_of(k8s, DEPLOYS, "tiny")["history"]] == [
+            "InitialDeploy",
+            "DirectRollout",
+        ]
+
+
+async def test_api_errors_are_retried_without_duplicates(k8s: KMockThread, tmp_path: Path) -> None:
+    async with running_operator():
+        sha = write_model(tmp_path / "m.onnx", 1.0)
+        k8s.inject("post", APPS, 500, times=2)
+        k8s.inject("post", "v1/services", 409, times=1)
+        create(names.MODEL.plural, model_body("tiny-v1", tmp_path / "m.onnx", sha))
+        create(names.DEPLOYMENT.plural, deployment_body("tiny-v1"))
+        await aeventually(
+            lambda: (
+                set(k8s.objects(APPS, NS)) == {"tiny-stable", "tiny-router"}
+                and set(k8s.objects("v1/services", NS)) == {"tiny", "tiny-stable"}
+            ),
+            what="children despite errors",
+        )
+        mark_ready(k8s)
+        await aeventually(
+            lambda: status_of(k8s, DEPLOYS, "tiny").get("phase") == "Healthy", what="Healthy"
+        )
+        assert len(k8s.objects(APPS, NS)) == 2
+        assert k8s.requests("post", APPS) == 4  # two injected failures, then one create per child
+
+
+async def test_deleting_the_deployment_collects_its_children(
+    k8s: KMockThread, tmp_path: Path
+) -> None:
+    async with running_operator():
+        sha = write_model(tmp_path / "m.onnx", 1.0)
+        create(names.MODEL.plural, model_body("tiny-v1", tmp_path / "m.onnx", sha))
+        create(names.DEPLOYMENT.plural, deployment_body("tiny-v1"))
+        await aeventually(lambda: "tiny-router" in k8s.objects(APPS, NS), what="children")
+        kubernetes.client.CustomObjectsApi().delete_namespaced_custom_object(
+            names.GROUP, names.VERSION, NS, names.DEPLOYMENT.plural, "tiny"
+        )
+        await aeventually(lambda: not k8s.objects(DEPLOYS, NS), what="deleted")
+        assert k8s.objects(APPS, NS) == {}
+        assert k8s.objects("v1/configmaps", NS) == {}

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,3 +32,11 @@ def kubeconfig(k8s: KMockThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     kubernetes.config.load_kube_config(config_file=str(path))
     yield path
     kubernetes.client.Configuration.set_default(None)
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Collect garbage after each test, so a leaked socket or session fails the test that leaked
+    it (with filterwarnings=error), not whichever test the collector happens to run in."""
+    yield
+    gc.collect()

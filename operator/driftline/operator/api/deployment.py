@@ -201,7 +201,8 @@ class Analysis(ApiModel):
     """Compare quality from delayed labels; unset skips."""
 
     failure_limit: Annotated[int, Field(ge=0)] = 0
-    """Failed ticks tolerated before the rollout fails (default 0: the first failure counts)."""
+    """Failed ticks in a row tolerated before the rollout fails; a passing tick resets the count
+    (default 0: the first failure fails the rollout)."""
 
     no_data: Literal["pass", "pause", "fail"] = "pause"
     """What a tick with fewer than ``minSamples`` requests means: ``pass``, ``pause`` (hold the
@@ -259,8 +260,10 @@ class Rollout(ApiModel):
     the current weight and wait for a human)."""
 
     progress_deadline: Duration = "10m"
-    """Longest a step may make no progress (waiting for pods or samples) before the rollout is
-    marked Stalled; time paused for approval does not count (default ``10m``)."""
+    """Longest a rollout may make no progress (a new step, a passing analysis, a resume), e.g.
+    waiting for pods or samples, before it fails with ``ProgressDeadlineExceeded`` (handled per
+    ``onFailure``: rolled back, or held and marked Stalled); time paused by a human or waiting for
+    approval does not count (default ``10m``)."""
 
     @field_validator("steps")
     @classmethod
@@ -445,7 +448,7 @@ class AnalysisStatus(ApiModel):
     """Overall verdict of the tick."""
 
     failed_ticks: Annotated[int, Field(ge=0)] = 0
-    """Failed ticks so far in this rollout (compared with ``failureLimit``)."""
+    """Failed ticks in a row (a passing tick resets it; compared with ``failureLimit``)."""
 
     checks: list[AnalysisCheck] = Field(default_factory=list)
     """Each check's value and bound."""

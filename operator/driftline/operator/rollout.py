@@ -27,11 +27,15 @@ Usage::
     state, decisions = rollout.step(state, policy, desired="churn-v1", now=now)   # first deploy
     state, decisions = rollout.step(state, policy, desired="churn-v2", now=now)   # canary 10%
     request = rollout.analysis_request(state, policy)    # what to measure, once due
+    result = None
     if request and now >= rollout.analysis_due(state, policy):
         result = await analysis.measure_and_judge(provider, ..., request.thresholds, at=now)
-    state, decisions = rollout.step(state, policy, desired="churn-v2", analysis=result, now=now)
-    rollout.traffic(state)        # what the router and the serving variants must look like
-    rollout.wake_at(state, policy)  # when to call step() again without new input
+    commands = [rollout.parse_command(annotation)] if annotation else []
+    state, decisions = rollout.step(
+        state, policy, desired="churn-v2", now=now, analysis=result, commands=commands
+    )
+    rollout.traffic(state)               # what the router and the serving variants must look like
+    rollout.wake_at(state, policy, now)  # when to call step() again without new input
 """
 
 from __future__ import annotations

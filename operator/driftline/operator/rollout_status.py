@@ -21,8 +21,9 @@ Usage (one reconcile, at the edge)::
     commands = [rollout.parse_command(raw)] if raw else []   # ValueError → Event, carry on
     state, decisions = rollout.step(state, policy, desired, now=now, analysis=tick,
                                     commands=commands)
-    status = rollout_status.write_status(dep.status, state, decisions, policy,
-                                         now=now, generation=dep.metadata.generation)
+    status = rollout_status.write_status(dep.status, state, decisions, policy, now=now,
+                                         generation=dep.metadata.generation,
+                                         spec_model=dep.spec.model)
     # then: patch status, emit one Event per decision, metrics (rollbacks by decision.reason)
 """
 
@@ -283,14 +284,15 @@ def _where(state: RolloutState, policy: Policy) -> str:
     return f"canary {state.target} step {step + 1}/{total}, weight {state.weight}%"
 
 
-def summarize(state: RolloutState, policy: Policy) -> Summary:
+def summarize(state: RolloutState, policy: Policy, *, spec_model: str | None = None) -> Summary:
     """Phase, kstatus readiness, reason and message for a state.
 
     ============================  ===========  ===========  ===========================
     state                         phase        readiness    reason
     ============================  ===========  ===========  ===========================
     idle, stable serving          Healthy      current      Succeeded
-    no model yet                  Progressing  progressing  AwaitingModel
+    no model yet, or spec.model   Progressing  progressing  AwaitingModel
+    not yet ready to roll out
     shadow / canary stepping      Progressing  progressing  RolloutInProgress
     held: NoData, manual, gate    Paused       progressing  the pause reason
     held after failure/deadline   Degraded     stalled      AnalysisFailed / Deadline…
@@ -300,10 +302,26 @@ def summarize(state: RolloutState, policy: Policy) -> Summary:
     Args:
         state: the rollout state.
         policy: the policy (for step counts).
+        spec_model: ``spec.model``, when known. While it names a Model that is neither stable nor
+            being rolled out (the edge passed ``desired=None`` because it is not ready), the
+            Deployment is not Ready: ``kubectl wait --for=condition=Ready`` must mean "the model
+            in the spec serves", never "the previous one still does".
 
     Returns:
         The summary.
     """
+    if (
+        spec_model is not None
+        and state.stable is not None
+        and spec_model not in (state.stable, state.target)
+        and state.stage in (Stage.IDLE, Stage.ABORTED)
+    ):
+        return Summary(
+            "Progressing",
+            ReadinessState.PROGRESSING,
+            "AwaitingModel",
+            f"waiting for Model {spec_model} to be ready; {state.stable} serving",
+        )
     if state.stage == Stage.IDLE:
         if state.stable is None:
             return Summary(
@@ -407,6 +425,7 @@ def write_status(
     *,
     now: datetime,
     generation: int | None,
+    spec_model: str | None = None,
 ) -> DeploymentStatus:
     """Store the state in a Deployment's status, with phase, conditions, variants and history.
 
@@ -420,12 +439,14 @@ def write_status(
         policy: the policy (for the summary's step counts).
         now: the current time (condition transitions, history times).
         generation: the ``metadata.generation`` acted on (``observedGeneration``); None keeps it.
+        spec_model: ``spec.model`` (see ``summarize``): pass it so a spec naming a Model that is
+            not ready yet never reads as Ready.
 
     Returns:
         The new status.
     """
     base = status if status is not None else DeploymentStatus()
-    summary = summarize(state, policy)
+    summary = summarize(state, policy, spec_model=spec_model)
     conds = conditions.derive_conditions(
         base.conditions,
         summary.readiness,

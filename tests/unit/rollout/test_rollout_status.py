@@ -246,3 +246,22 @@ def test_reading_a_status_written_without_the_rollout_record() -> None:
     state = state_from_status(status, P)
     assert (state.stable, state.target, state.weight, state.step) == ("v1", "v2", 10, 0)
     assert state.stage == Stage.CANARY
+
+
+def test_a_spec_model_not_ready_yet_is_not_ready() -> None:
+    idle = RolloutState(stable="v1", message="v1 serving")
+    status = write_status(None, idle, (), P, now=NOW, generation=2, spec_model="v2")
+    assert status.phase == "Progressing"
+    assert kstatus(generation=2, observed_generation=2, conditions=status.conditions) == (
+        KStatus.IN_PROGRESS
+    )
+    ready = status.condition("Ready")
+    assert ready is not None and ready.reason == "AwaitingModel"
+    assert "v2" in ready.message
+    # the same spec once it serves, or while it rolls out, reads as usual
+    assert summarize(idle, P, spec_model="v1").phase == "Healthy"
+    canary = RolloutState(stable="v1", target="v2", stage=Stage.CANARY, step=0, weight=10)
+    assert summarize(canary, P, spec_model="v2").reason == "RolloutInProgress"
+    aborted = RolloutState(stable="v1", target="v2", stage=Stage.ABORTED, reason="ErrorRateTooHigh")
+    assert summarize(aborted, P, spec_model="v2").phase == "Degraded"
+    assert summarize(aborted, P, spec_model="v3").reason == "AwaitingModel"

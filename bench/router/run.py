@@ -57,6 +57,7 @@ class Level:
     p99_ms: float
     non_2xx: int
     socket_errors: str
+    cpu_us_per_request: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -245,14 +246,27 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         Scenario("direct", "wrk -> driftline serve (stable)"),
         Scenario("split", "wrk -> driftline route -> stable 90 / canary 10"),
         Scenario("mirror", "as split, plus 100% of requests mirrored to a shadow and compared"),
+        Scenario(
+            "mirror-apart",
+            "as mirror, with the shadow server on the load core instead of the servers' core",
+        ),
     ]
     routers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
     try:
         urls = {}
-        for variant, version in (("stable", "1"), ("canary", "2"), ("shadow", "3")):
-            url, proc = server(model, version, variant, args.server_core, WORK / f"{variant}.log")
+        named: dict[str, subprocess.Popen[bytes]] = {}
+        placements = (
+            ("stable", "1", args.server_core),
+            ("canary", "2", args.server_core),
+            ("shadow", "3", args.server_core),
+            ("shadow-apart", "3", args.load_core),
+        )
+        for variant, version, core in placements:
+            role = variant.split("-")[0]
+            url, proc = server(model, version, role, core, WORK / f"{variant}.log")
             urls[variant] = url
             procs.append(proc)  # type: ignore[arg-type]
+            named[variant] = proc  # type: ignore[assignment]
         split_table = {
             "version": 1,
             "stable": {"model_version": "1", "weight": 90, "endpoints": [urls["stable"]]},
@@ -263,7 +277,19 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "version": 2,
             "shadow": {"model_version": "3", "mirror_percent": 100, "endpoints": [urls["shadow"]]},
         }
-        for name, table in (("split", split_table), ("mirror", mirror_table)):
+        apart_table = {
+            **mirror_table,
+            "shadow": {
+                "model_version": "3",
+                "mirror_percent": 100,
+                "endpoints": [urls["shadow-apart"]],
+            },
+        }
+        for name, table in (
+            ("split", split_table),
+            ("mirror", mirror_table),
+            ("mirror-apart", apart_table),
+        ):
             path = WORK / f"table-{name}.yaml"
             path.write_text(yaml.safe_dump(table))
             port = free_port()
@@ -287,10 +313,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             procs.append(proc)
             wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", proc, log)
             routers[name] = (f"http://127.0.0.1:{port}", proc)
+            named[f"router-{name}"] = proc
         targets_url = {
             "direct": urls["stable"] + INFER,
             "split": routers["split"][0] + INFER,
             "mirror": routers["mirror"][0] + INFER,
+            "mirror-apart": routers["mirror-apart"][0] + INFER,
         }
         for url in targets_url.values():
             check(url, body)
@@ -301,7 +329,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         for _ in range(args.rounds):
             for c in args.levels:
                 for s in scenarios:
+                    before = {n: cpu_seconds(p.pid) for n, p in named.items()}
                     level = wrk(targets_url[s.name], body, c, args.duration, args.load_core)
+                    done = level.requests_per_s * int(args.duration)
+                    if done:
+                        level.cpu_us_per_request = {
+                            n: round(1e6 * (cpu_seconds(p.pid) - before[n]) / done, 1)
+                            for n, p in named.items()
+                        }
                     runs.setdefault(s.name, {}).setdefault(c, []).append(level)
         for s in scenarios:
             s.levels = [median_level(runs[s.name][c]) for c in args.levels]
@@ -342,7 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 def targets(scenarios: list[Scenario]) -> dict[str, object]:
     by = {s.name: {lv.concurrency: lv for lv in s.levels} for s in scenarios}
     out: dict[str, object] = {}
-    direct, split, mirror = by.get("direct", {}), by.get("split", {}), by.get("mirror", {})
+    direct, split = by.get("direct", {}), by.get("split", {})
     if 64 in direct and 64 in split:
         ratio = split[64].requests_per_s / direct[64].requests_per_s
         out["throughput_ratio_c64"] = {
@@ -353,15 +388,18 @@ def targets(scenarios: list[Scenario]) -> dict[str, object]:
     if 1 in direct and 1 in split:
         added = split[1].p50_ms - direct[1].p50_ms
         out["added_p50_ms_c1"] = {"value": round(added, 3), "target": "<= 1.0", "met": added <= 1.0}
-    rises = {}
-    for c in sorted(set(split) & set(mirror)):
-        rises[c] = round(mirror[c].p99_ms / split[c].p99_ms - 1.0, 3)
-    if rises:
-        out["p99_rise_with_mirroring"] = {
-            "value": rises,
-            "target": "<= 0.20 at every level",
-            "met": all(v <= 0.20 for v in rises.values()),
+    for name in ("mirror", "mirror-apart"):
+        other = by.get(name, {})
+        rises = {
+            c: round(other[c].p99_ms / split[c].p99_ms - 1.0, 3)
+            for c in sorted(set(split) & set(other))
         }
+        if rises:
+            out[f"p99_rise_{name}"] = {
+                "value": rises,
+                "target": "<= 0.20 at every level",
+                "met": all(v <= 0.20 for v in rises.values()),
+            }
     return out
 
 
@@ -400,15 +438,36 @@ def markdown(report: dict[str, object]) -> str:
                     f"Router CPU ({s['name']}): {s['router_cpu_s']} s for ~{requests:.0f} "
                     f"requests = {1e6 * float(s['router_cpu_s']) / requests:.0f} us per request."
                 )
+    lines += [
+        "",
+        "Where the CPU goes (microseconds of CPU per client request, median round; "
+        "servers = stable + canary, shadow = the scenario's shadow server):",
+        "",
+        "| scenario | c | router | servers | shadow |",
+        "|---|---|---|---|---|",
+    ]
+    for s in scenarios:
+        for lv in s["levels"]:  # type: ignore[union-attr]
+            cpu = lv.get("cpu_us_per_request") or {}
+            router = cpu.get(f"router-{s['name']}", 0.0) if s["name"] != "direct" else 0.0
+            servers = cpu.get("stable", 0.0) + cpu.get("canary", 0.0)
+            shadow = {
+                "mirror": cpu.get("shadow", 0.0),
+                "mirror-apart": cpu.get("shadow-apart", 0.0),
+            }
+            lines.append(
+                f"| {s['name']} | {lv['concurrency']} | {router:.0f} | {servers:.0f} | "
+                f"{shadow.get(s['name'], 0.0):.0f} |"
+            )
     lines += ["", "| target | value | goal | met |", "|---|---|---|---|"]
     for name, t in report["targets"].items():  # type: ignore[union-attr]
         lines.append(f"| {name} | {t['value']} | {t['target']} | {'yes' if t['met'] else 'NO'} |")
     for s in scenarios:
-        if s["name"] == "mirror" and s["router_stats"]:
+        if s["name"].startswith("mirror") and s["router_stats"]:
             for pair in s["router_stats"].get("shadow", []):  # type: ignore[union-attr]
                 lines.append("")
                 lines.append(
-                    f"Mirroring ({pair['primary']} -> shadow): mirrored {pair['mirrored']}, "
+                    f"{s['name']} ({pair['primary']} -> shadow): mirrored {pair['mirrored']}, "
                     f"compared {pair['compared']}, dropped {pair['dropped']} (in-flight bound), "
                     f"timeouts {pair['shadow_timeouts']}, errors {pair['shadow_errors']}, "
                     f"class agreement {pair['class_agreement']}."

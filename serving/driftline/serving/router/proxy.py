@@ -273,6 +273,8 @@ class Router:
         if path.startswith("/v2/health/"):
             return self._health(path)
         if path.startswith("/v2/") or path == "/v2":
+            if request.method == "HEAD":  # an answer without a body would stall the upstream read
+                return json_error(HTTPStatus.METHOD_NOT_ALLOWED, "HEAD is not forwarded; use GET")
             return await self._forward(request)
         if path == self.config.feedback_path:
             return await self._feedback(request)
@@ -358,7 +360,7 @@ class Router:
                     HTTPStatus.BAD_GATEWAY, f"variant {name} answered unknown status {status}"
                 )
         finally:
-            if primary is not None:
+            if primary is not None and not primary.done():  # done: the shadow was cancelled
                 ok = response is not None and 200 <= response.status < 300
                 primary.set_result(response.body if ok and response is not None else None)
         elapsed = time.perf_counter() - started

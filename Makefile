@@ -85,3 +85,28 @@ bench-router: $(STAMP) ## router: our server direct vs through driftline route (
 
 bench-router-clients: $(STAMP) ## router upstream client: ours vs aiohttp vs httpx
 	$(PY) bench/router/clients.py
+
+# ------------------------------------------------------------------------------ drift benchmark
+# Peers live in their own virtualenvs (heavy, conflicting pins); Driftline runs from .venv.
+DRIFT_VENVS := bench/.venvs
+DRIFT_PEERS := evidently nannyml alibi
+PEER_evidently := evidently==0.7.23 "pandas<3"
+PEER_nannyml := nannyml==0.13.1 "pandas<3" statsmodels
+PEER_alibi := alibi-detect==0.13.0 "pandas<3"
+
+.PHONY: bench-drift bench-drift-venvs
+
+$(DRIFT_VENVS)/%/.installed:
+	@echo "creating $(DRIFT_VENVS)/$* (peer for bench-drift) ..."
+	$(PYTHON) -m venv $(DRIFT_VENVS)/$*
+	$(DRIFT_VENVS)/$*/bin/python -m pip install --quiet --disable-pip-version-check $(PEER_$*)
+	@touch $@
+
+bench-drift-venvs: ## create the peer virtualenvs of bench-drift (Evidently, NannyML, Alibi Detect)
+	@for p in $(DRIFT_PEERS); do \
+		$(MAKE) --no-print-directory $(DRIFT_VENVS)/$$p/.installed || \
+		echo "WARNING: could not install the $$p peer; bench-drift reports it as missing" >&2; \
+	done
+
+bench-drift: $(STAMP) bench-drift-venvs ## drift: Driftline vs Evidently, NannyML, Alibi, numpy+scipy
+	$(PY) bench/drift/run.py --out bench/results

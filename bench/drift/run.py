@@ -128,6 +128,12 @@ def markdown(results: list[dict[str, object]], meta: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rank(result: dict[str, object], order: list[str]) -> int:
+    names = [n.lower() for n in order]
+    system = str(result.get("system", "")).lower()
+    return next((i for i, n in enumerate(names) if system.startswith(n.split()[0][:5])), 99)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -160,6 +166,13 @@ def main() -> None:
         "truth": truth,
     }
     args.out.mkdir(parents=True, exist_ok=True)
+    previous = args.out / "drift.json"
+    if only and previous.exists():  # re-run of some systems: keep the others' last figures
+        kept = [r for r in json.loads(previous.read_text())["results"] if r["system"] not in
+                {r["system"] for r in results}]  # fmt: skip
+        order = [n for n, _, _ in SYSTEMS]
+        results = sorted(kept + results, key=lambda r: _rank(r, order))
+        meta["partial_rerun"] = sorted(only)
     (args.out / "drift.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     (args.out / "drift.md").write_text(markdown(results, meta))
     print(f"wrote {args.out / 'drift.json'} and {args.out / 'drift.md'}")

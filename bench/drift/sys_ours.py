@@ -5,9 +5,17 @@ Run with Driftline's virtualenv: ``python bench/drift/sys_ours.py DATA_DIR``.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -17,10 +25,12 @@ from driftline.serving import records
 from driftline.serving.drift import decide, stats
 from driftline.serving.drift.evaluate import evaluate_table
 from driftline.serving.drift.profile import (
+    Profile,
     Source,
     build_profile,
     encode_table,
     histograms,
+    profile_to_json,
 )
 from driftline.serving.monitor.service import MonitorConfig, MonitorService
 from driftline.serving.monitor.window import WindowSpec
@@ -56,6 +66,7 @@ def ingest_rate(ref: dict[str, np.ndarray]) -> dict[str, float]:
         )  # fmt: skip
         frames.append(records.encode(batch))
     cfg = MonitorConfig(window=WindowSpec(rows=10_000))
+    http = ingest_http(profile, frames)
 
     def run() -> int:
         svc = MonitorService(profile, cfg, clock=lambda: 2000.0, rng=np.random.default_rng(0))
@@ -64,7 +75,55 @@ def ingest_rate(ref: dict[str, np.ndarray]) -> dict[str, float]:
     total, wall, cpu = timed(run)
     assert total == INGEST_FRAMES * INGEST_FRAME_ROWS
     return {"rows": total, "rows_per_s": total / wall, "rows_per_cpu_s": total / cpu,
-            "frame_rows": INGEST_FRAME_ROWS, "features": INGEST_FEATURES}  # fmt: skip
+            "frame_rows": INGEST_FRAME_ROWS, "features": INGEST_FEATURES, "http": http}  # fmt: skip
+
+
+def ingest_http(profile: Profile, frames: list[bytes]) -> dict[str, object]:
+    """Rows/s through a real ``driftline monitor`` process (its own core), frames POSTed in turn."""
+    folder = Path(tempfile.mkdtemp(prefix="drift-bench-"))
+    (folder / "profile.json").write_text(json.dumps(profile_to_json(profile)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "driftline.operator", "monitor", "--profile",
+         str(folder / "profile.json"), "--port", str(port), "--window-rows", "10000"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(proc.pid, {0})  # the sidecar on core 0, this client on the last
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return {"error": f"monitor did not start: {proc.stderr.read()[-300:]!r}"}
+            time.sleep(0.05)
+        headers = {"content-type": records.MEDIA_TYPE}
+        with httpx.Client(base_url=base, timeout=30) as client:
+            t0 = time.perf_counter()
+            rows = sum(client.post(records.RECORDS_PATH, content=f, headers=headers).json()["rows"]
+                       for f in frames)  # fmt: skip
+            wall = time.perf_counter() - t0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    return {
+        "rows": rows,
+        "rows_per_s": rows / wall,
+        "client_cores": cores,
+        "note": "sequential POSTs of 1000-row frames over keep-alive HTTP (httpx client)",
+    }
 
 
 def main() -> None:

@@ -356,15 +356,17 @@ def _sorted_counts(layout: Layout, numeric: Float) -> tuple[Int, Float, Float, I
     """
     fn = len(layout.numeric)
     cells = layout.cells
-    values = np.ascontiguousarray(numeric.T)  # (fn, m)
+    values = np.ascontiguousarray(numeric.T)  # (fn, m); free when numeric is column-major
     finite = np.isfinite(values)
     missing = (~finite).sum(axis=1).astype(np.int64)
-    if missing.any():
+    any_missing = bool(missing.any())
+    if any_missing:
         values = np.where(finite, values, np.nan)  # NaN sorts last; no infinities in sums
     ordered = np.sort(values, axis=1)
     n_finite = values.shape[1] - missing
     cum = np.zeros((fn, ordered.shape[1] + 1))
-    np.cumsum(np.where(np.isnan(ordered), 0.0, ordered), axis=1, out=cum[:, 1:])
+    np.cumsum(np.where(np.isnan(ordered), 0.0, ordered) if any_missing else ordered, axis=1,
+              out=cum[:, 1:])  # fmt: skip
     counts = np.zeros((fn, cells), dtype=np.int64)
     sums = np.zeros((fn, cells))
     for f, spec in enumerate(layout.numeric):
@@ -386,7 +388,7 @@ def _sorted_counts(layout: Layout, numeric: Float) -> tuple[Int, Float, Float, I
         sums[f, : 2 * k] = cell_sums[:-1]
         sums[f, -1] = cell_sums[-1]
     totals = cum[:, -1]
-    squares = np.where(finite, values, 0.0)
+    squares = np.where(finite, values, 0.0) if any_missing else values
     moments = np.stack([totals, np.einsum("ij,ij->i", squares, squares)], axis=1)
     return counts, sums, moments, missing
 
@@ -610,7 +612,7 @@ def encode_table(layout: Layout, table: Table) -> tuple[Float, npt.NDArray[np.in
     if missing:
         raise ProfileError(f"columns missing: {missing}")
     m = table_rows({n: table[n] for n in layout.names}) if layout.names else 0
-    numeric = np.empty((m, len(layout.numeric)))
+    numeric = np.empty((m, len(layout.numeric)), order="F")  # columns contiguous: cheap sort
     for j, spec in enumerate(layout.numeric):
         col = table[spec.name]
         if col.dtype.kind not in "biuf":

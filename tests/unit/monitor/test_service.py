@@ -159,3 +159,30 @@ def test_routes_answer_with_json_errors(churn_profile, quickstart_train) -> None
     assert drift[0].labels == {"variant": "stable"} and drift[0].value == 0.0
     scores = families["driftline_monitor_drift_score"].samples
     assert any(s.labels["statistic"] == "psi" and s.labels["feature"] == "age" for s in scores)
+
+
+def test_window_states_of_two_pods_merge_into_the_single_pod_verdict(
+    churn_profile, quickstart_train
+) -> None:
+    from driftline.serving.drift.decide import verdict_to_json
+    from driftline.serving.drift.profile import ProfileError
+    from driftline.serving.monitor.state import judge, merge_window_states
+
+    pods = [service(churn_profile), service(churn_profile)]
+    single = service(churn_profile)
+    for seed in range(6):
+        data = frame(quickstart_train, 300, 200 + seed, "canary", shift=0.4)[0]
+        pods[seed % 2].ingest(data)
+        single.ingest(data)
+    docs = [orjson.loads(orjson.dumps(p.window_state())) for p in pods]
+    merged = merge_window_states(churn_profile, docs)["canary"]
+    assert merged.pods == 2 and merged.whole.rows == 1800
+    alone = single.windows["canary"].view(0.0)
+    assert np.array_equal(merged.whole.numeric, alone.whole.numeric)
+    assert np.array_equal(merged.whole.categorical, alone.whole.categorical)
+    ours = verdict_to_json(judge(churn_profile, merged, single.config.decision))
+    theirs = single.verdicts()["variants"]["canary"]["verdict"]
+    assert ours["drifted"] == theirs["drifted"] and ours["status"] == theirs["status"]
+    docs[1]["reference_sha256"] = "other"
+    with pytest.raises(ProfileError, match=r"documents\[1\].reference_sha256"):
+        merge_window_states(churn_profile, docs)

@@ -957,3 +957,16 @@ def profile_from_json(document: object) -> Profile:
 def finite_or_none(value: float) -> float | None:
     """A float for JSON: NaN and infinities become ``None``."""
     return value if math.isfinite(value) else None
+
+
+def counts_from_json(layout: Layout, document: object, where: str = "counts") -> Histograms:
+    """Parse counts written by :func:`counts_to_json` (e.g. a sidecar's window state).
+
+    Raises:
+        ProfileError: naming the field that does not fit ``layout``.
+    """
+    try:
+        doc = _CountsDoc.model_validate(document)
+    except ValidationError as exc:
+        raise ProfileError(f"{where}: {_first_error(exc)}") from exc
+    return _counts_from_doc(layout, doc, where)

@@ -16,7 +16,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -31,11 +31,11 @@ from driftline.serving.drift.profile import (
     encode_categories,
 )
 from driftline.serving.monitor.feedback import Feedback, JoinResult, PredictionLog
+from driftline.serving.monitor.state import WINDOW_FORMAT
 from driftline.serving.monitor.window import Windows, WindowSpec
 
 Float = npt.NDArray[np.float64]
 Task = Literal["auto", "classification", "regression"]
-WINDOW_FORMAT: Final = "driftline.window/v1"
 
 
 class ExtractError(ValueError):

@@ -112,8 +112,9 @@ def markdown(results: list[dict[str, object]], meta: dict[str, object]) -> str:
                      f"{', '.join(alibi['flagged_bonferroni'])}.")  # fmt: skip
     if ours:
         ingest = ours["ingest"]
-        stages = ours["stages_s"]
+        stages = ours.get("stages_cpu_s", ours["stages_s"])
         assert isinstance(ingest, dict) and isinstance(stages, dict)
+        http = ingest.get("http", {})
         lines += [
             "",
             "Driftline sidecar ingest (in-process `MonitorService.ingest`: decode frame, extract "
@@ -121,9 +122,14 @@ def markdown(results: list[dict[str, object]], meta: dict[str, object]) -> str:
             f"{ingest['frame_rows']}-row frames): **{ingest['rows_per_s']:,.0f} rows/s wall, "
             f"{ingest['rows_per_cpu_s']:,.0f} rows per CPU-second**.",
             "",
-            "Driftline per-window stages (wall, best of 3): "
+            "Through a real `driftline monitor` process over HTTP (sequential 1000-row POSTs "
+            f"from one client): {float(http.get('rows_per_s', 0)):,.0f} rows/s wall.",
+            "",
+            "Driftline per-window stages (CPU, best of 3): "
             + ", ".join(f"{k} {1e3 * v:.1f} ms" for k, v in stages.items())
-            + ".",
+            + ". With categoricals as numeric codes (the sidecar's input: codes in the model's "
+            f"tensor): {1e3 * float(ours.get('window_codes_cpu_s', float('nan'))):.1f} ms CPU, "
+            f"{1e3 * float(ours.get('window_codes_s', float('nan'))):.1f} ms wall per window.",
         ]
     return "\n".join(lines) + "\n"
 

@@ -135,10 +135,23 @@ def main() -> None:
     cfg = decide.DecisionConfig()
     evaluation, wall, cpu = timed(lambda: evaluate_table(profile, cur, cfg))
     # Where the time goes, per stage (best of 3 each).
-    (numeric, codes), enc_w, _ = timed(lambda: encode_table(profile.layout, cur))
-    hists, hist_w, _ = timed(lambda: histograms(profile.layout, numeric, codes))
-    st, cmp_w, _ = timed(lambda: stats.compare(profile.layout, profile.reference, hists[0]))
-    _, dec_w, _ = timed(lambda: decide.decide(profile.layout, [decide.Scope(st, 10_000)], cfg))
+    (numeric, codes), enc_w, enc_c = timed(lambda: encode_table(profile.layout, cur))
+    hists, hist_w, hist_c = timed(lambda: histograms(profile.layout, numeric, codes))
+    st, cmp_w, cmp_c = timed(lambda: stats.compare(profile.layout, profile.reference, hists[0]))
+    _, dec_w, dec_c = timed(lambda: decide.decide(profile.layout, [decide.Scope(st, 10_000)], cfg))
+    # The sidecar's case: categoricals arrive as numeric codes inside the model's input tensor.
+    coded = dict(cur)
+    for c in cats:
+        spec = profile.layout.categorical[[s.name for s in profile.layout.categorical].index(c)]
+        lookup = {k: float(i) for i, k in enumerate(spec.categories)}
+        coded[c] = np.array([lookup.get(v, -1.0) for v in cur[c].tolist()])
+    coded_profile = build_profile(
+        {k: (np.array([float(profile.layout.categorical[[s.name for s in
+              profile.layout.categorical].index(k)].categories.index(v)) for v in ref[k].tolist()])
+              if k in cats else v) for k, v in ref.items()},
+        "sha", categorical=cats,
+    )  # fmt: skip
+    _, code_w, code_c = timed(lambda: evaluate_table(coded_profile, coded, cfg))
     emit(
         system="driftline",
         version="0.1.0",
@@ -148,6 +161,9 @@ def main() -> None:
         window_s=wall,
         window_cpu_s=cpu,
         stages_s={"encode": enc_w, "count": hist_w, "statistics": cmp_w, "decide": dec_w},
+        stages_cpu_s={"encode": enc_c, "count": hist_c, "statistics": cmp_c, "decide": dec_c},
+        window_codes_s=code_w,
+        window_codes_cpu_s=code_c,
         flagged=sorted(evaluation.verdict.drifted),
         ingest=ingest_rate(ref),
         notes="categoricals arrive as strings and are encoded inside the per-window time",

@@ -320,7 +320,9 @@ def crd_for(kind: type[Resource[Any, Any]]) -> dict[str, Any]:
                 "description": "Versioned schema of this object: driftline.dev/v1alpha1.",
             },
             "kind": {"type": "string", "description": f"The kind: {kn.kind}."},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            # Only `type: object` is allowed here: the API server forbids anything else on the
+            # root metadata (even a description), as it applies ObjectMeta's own schema.
+            "metadata": {"type": "object"},
             "spec": spec,
             "status": status,
         },

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from driftline.operator.api import crdgen, kind_class
+from driftline.operator.api import Deployment, crdgen, kind_class
 from driftline.operator.api.validate import Problem, format_problems, validate_manifest
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -487,3 +487,16 @@ def test_formatting_the_rejection_like_kubectl() -> None:
     assert format_problems("Model", "m", problems[:1]) == (
         'Model.driftline.dev "m" is invalid: spec.model: Required value'
     )
+
+
+def test_null_switches_off_a_check_that_has_a_default() -> None:
+    # maxErrorRate defaults to 0.01; null must survive the API server (nullable) and mean "off".
+    doc = _load("deployment.yaml")
+    doc["spec"]["rollout"]["analysis"]["maxErrorRate"] = None
+    assert validate_manifest(doc) == []
+    assert Deployment.from_manifest(doc).spec.rollout.analysis.max_error_rate is None
+    doc["spec"]["rollout"]["analysis"]["maxErrorRate"] = "high"
+    assert [str(p) for p in validate_manifest(doc)] == [
+        'spec.rollout.analysis.maxErrorRate: Invalid value: "string": '
+        'spec.rollout.analysis.maxErrorRate in body must be of type number: "string"'
+    ]

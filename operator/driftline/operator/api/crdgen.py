@@ -5,7 +5,8 @@ The models are the one source of truth; this module rewrites their JSON schema i
 
 - ``$defs``/``$ref`` are inlined (the API server resolves no references);
 - ``X | None`` becomes an optional ``X`` (the API server prunes ``null`` for non-nullable
-  fields, so an explicit ``null`` means "unset", as in Python);
+  fields, so an explicit ``null`` means "unset", as in Python); ``X | None = <value>`` also gets
+  ``nullable: true``, so ``null`` survives and keeps meaning "off" rather than the default;
 - ``int | str`` becomes ``x-kubernetes-int-or-string`` (quantities);
 - ``title``, ``examples`` and ``additionalProperties: false`` are dropped (pydantic emits the latter
   for ``extra="forbid"``; the API server rejects it beside ``properties`` and prunes unknown fields
@@ -195,6 +196,10 @@ def _unwrap_optional(node: Schema) -> Schema:
     siblings = {k: v for k, v in node.items() if k != "anyOf"}
     if siblings.get("default", 0) is None:
         del siblings["default"]
+    elif len(branches) < len(node["anyOf"]) and "default" in siblings:
+        # `X | None = <value>`: null must survive (it means "off"); without `nullable` the API
+        # server would prune it and apply the default instead.
+        siblings["nullable"] = True
     if len(branches) == 1:
         return _unwrap_optional(_merge(branches[0], siblings))
     types = sorted(b.get("type", "") for b in branches)

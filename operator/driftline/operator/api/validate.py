@@ -169,6 +169,24 @@ def _prepare(
 # --------------------------------------------------------------------------------- schema errors
 
 
+def _nullable_as_json_schema(node: Any) -> Any:
+    """OpenAPI's ``nullable: true`` spelled as JSON schema: ``type: [X, "null"]``."""
+    if isinstance(node, list):
+        return [_nullable_as_json_schema(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _nullable_as_json_schema(v) for k, v in node.items()}
+    if out.get("nullable") and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+@functools.cache
+def _validator(kind: str) -> Any:
+    """A draft-4 validator over the kind's schema (OpenAPI v3 shares draft 4's keywords)."""
+    return jsonschema.Draft4Validator(_nullable_as_json_schema(_schemas()[kind]))
+
+
 def _schema_problem(error: jsonschema.ValidationError) -> Problem:
     field = _path(list(error.absolute_path))
     value = error.instance
@@ -183,7 +201,10 @@ def _schema_problem(error: jsonschema.ValidationError) -> Problem:
         supported = ", ".join(json.dumps(v) for v in arg)
         return Problem(field, "Unsupported value", value, f"supported values: {supported}")
     if validator in ("type", "anyOf"):
-        expected = arg if validator == "type" else "integer or string"
+        if validator == "anyOf":
+            expected = "integer or string"
+        else:
+            expected = next(t for t in ([arg] if isinstance(arg, str) else arg) if t != "null")
         got = _json_type(value)
         return Problem(
             field, "Invalid value", got, f"{where} must be of type {expected}: {_show(got)}"
@@ -383,7 +404,7 @@ def validate_manifest(
     unknown: list[Problem] = []
     prepared = _prepare(body, schema, [], unknown)
     problems += unknown
-    validator = jsonschema.Draft4Validator(schema)
+    validator = _validator(str(kind))
     schema_errors = sorted(
         validator.iter_errors(prepared),
         key=lambda e: (list(map(str, e.absolute_path)), e.validator),

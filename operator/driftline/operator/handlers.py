@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -31,7 +31,16 @@ from typing import Any, cast
 import kopf
 import pydantic
 
-from driftline.operator import names, plan, render, status
+from driftline.operator import (
+    analysis,
+    conditions,
+    names,
+    plan,
+    render,
+    rollout,
+    rollout_status,
+    status,
+)
 from driftline.operator.api import Deployment, Model
 from driftline.operator.api.deployment import DeploymentStatus
 from driftline.operator.artifacts import ArtifactSource, LocalSource, check_features, inspect_onnx
@@ -57,6 +66,13 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _NoData:
+    """A provider that measures nothing (every check inconclusive): the default seam."""
+
+    async def measure(self, target: analysis.Target) -> analysis.Measurements:
+        return analysis.Measurements()
+
+
 @dataclass
 class Context:
     """What every handler needs, built once per process by the runner."""
@@ -66,6 +82,8 @@ class Context:
     cluster: Cluster
     artifacts: ArtifactSource = field(default_factory=LocalSource)
     clock: Callable[[], datetime] = _utcnow
+    provider: Callable[[rollout.Policy], analysis.Provider] = field(default=lambda _: _NoData())
+    """Builds the analysis provider for a Deployment's policy (the runner passes the HTTP one)."""
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
@@ -177,15 +195,62 @@ async def _ready_pods(ctx: Context, namespace: str, topology: plan.Topology) -> 
     return ready
 
 
-def _events(event_body: kopf.Body, old: Any, new: DeploymentStatus, decided: Any) -> None:
-    if decided is not None:
-        kopf.info(event_body, reason=decided.reason, message=decided.message or decided.action)
-    before, after = _ready_condition_reason(old), _ready_condition_reason(_status_wire(new))
-    if before != after:
+def _events(event_body: kopf.Body, decisions: Sequence[rollout.Decision]) -> None:
+    """One Event per rollout decision (Warning for failures and rollbacks)."""
+    for d in decisions:
+        post = kopf.warn if d.warning else kopf.info
+        post(event_body, reason=d.kind.value, message=f"{d.reason}: {d.message}"[:1024])
+
+
+def _condition_event(event_body: kopf.Body, old: Any, new: DeploymentStatus) -> None:
+    """An Event when the Ready condition changes (status or reason)."""
+    if _ready_condition_reason(old) != _ready_condition_reason(_status_wire(new)):
         ready = new.condition("Ready")
         if ready is not None:
-            post = kopf.info if ready.status == "True" or ready.reason != "Stalled" else kopf.warn
+            post = kopf.info if ready.status == "True" else kopf.warn
+            if ready.status != "True" and not conditions.is_true(new.conditions, "Stalled"):
+                post = kopf.info  # progressing is normal, not a warning
             post(event_body, reason=ready.reason, message=ready.message)
+
+
+def _commands(meta: Mapping[str, Any], where: str) -> list[rollout.Command]:
+    """The rollout command in the object's annotation, if any (a malformed one is logged)."""
+    annotations = meta.get("annotations") or {}
+    value = annotations.get(names.ANNOTATION_COMMAND) if isinstance(annotations, Mapping) else None
+    if not isinstance(value, str) or not value:
+        return []
+    try:
+        return [rollout.parse_command(value)]
+    except ValueError as e:
+        log.warning("%s: ignoring annotation %s: %s", where, names.ANNOTATION_COMMAND, e)
+        return []
+
+
+async def _analyse(
+    ctx: Context,
+    namespace: str,
+    name: str,
+    state: rollout.RolloutState,
+    policy: rollout.Policy,
+    now: datetime,
+) -> analysis.AnalysisResult | None:
+    """Run one analysis tick when one is due (through the provider seam), else None."""
+    request = rollout.analysis_request(state, policy)
+    due = rollout.analysis_due(state, policy)
+    if request is None or due is None or now < due:
+        return None
+    provider = ctx.provider(policy)
+    candidate = analysis.Target(namespace, name, request.candidate_role, request.candidate_model)
+    stable = analysis.Target(namespace, name, "stable", request.stable_model)
+    result = await analysis.measure_and_judge(
+        provider, candidate, stable, request.thresholds, at=now, shadow=request.shadow
+    )
+    for check in result.checks:
+        ctx.metrics.analysis_results.labels(namespace, name, check.metric, check.verdict).inc()
+        if check.value is not None:
+            ctx.metrics.analysis_value.labels(namespace, name, check.metric).set(check.value)
+        ctx.metrics.analysis_threshold.labels(namespace, name, check.metric).set(check.threshold)
+    return result
 
 
 async def reconcile_deployment(
@@ -203,15 +268,41 @@ async def reconcile_deployment(
         except pydantic.ValidationError as e:
             raise _invalid(e, "Deployment") from None
         models = await _load_models(ctx, namespace, plan.referenced_models(deployment))
-        adoption = status.adopt(deployment, models, now)
-        if adoption.status.stable_model is None:
-            pending = adoption.pending or "nothing to serve yet"
+        policy = rollout_status.policy_from_spec(deployment.spec.rollout)
+        state = rollout_status.state_from_status(deployment.status, policy)
+        target = deployment.spec.model
+        desired = target if status.is_model_ready(models.get(target)) else None
+        result = await _analyse(ctx, namespace, name, state, policy, now)
+        state, decisions = rollout.step(
+            state,
+            policy,
+            desired,
+            now=now,
+            analysis=result,
+            commands=_commands(meta, f"{namespace}/{name}"),
+        )
+        stepped = rollout_status.write_status(
+            deployment.status,
+            state,
+            decisions,
+            policy,
+            now=now,
+            generation=deployment.metadata.generation,
+        )
+        _events(event_body, decisions)
+        for d in decisions:
+            if d.rollback:
+                ctx.metrics.rollbacks.labels(namespace, name, d.reason).inc()
+        if stepped.stable_model is None:
+            found = models.get(target)
+            why = "was not found" if found is None else "is not Ready"
+            pending = f"Model {target!r} {why}"
             new = status.deployment_waiting(deployment, pending, now)
             _set_status(patch, raw.get("status"), new)
-            _events(event_body, raw.get("status"), new, None)
+            _condition_event(event_body, raw.get("status"), new)
             raise DependencyNotReady(pending, delay=ctx.settings.resync_interval)
-        adopted = deployment.model_copy(update={"status": adoption.status})
-        topology = plan.desired(adopted, models)
+        stepped_dep = deployment.model_copy(update={"status": stepped})
+        topology = plan.desired(stepped_dep, models)
         uid = str(meta.get("uid", ""))
         owner = owner_reference(names.API_VERSION, names.DEPLOYMENT.kind, name, uid)
         manifests = render.manifests(topology, owner, ctx.settings.image)
@@ -224,11 +315,9 @@ async def reconcile_deployment(
             owner_uid=uid,
         )
         ready = await _ready_pods(ctx, namespace, topology)
-        new = status.deployment_status(
-            deployment, adoption.status, topology, ready, adoption.pending, now
-        )
+        new = status.deployment_status(deployment, stepped, topology, ready, now)
         _set_status(patch, raw.get("status"), new)
-        _events(event_body, raw.get("status"), new, adoption.decided)
+        _condition_event(event_body, raw.get("status"), new)
         ctx.metrics.set_phase(namespace, name, new.phase or "Progressing")
         ctx.metrics.set_weights(namespace, name, topology.weights)
     except OperatorError as error:
@@ -241,7 +330,7 @@ async def reconcile_deployment(
                 old = None
             new = status.deployment_failed(raw, old, error, now)
             _set_status(patch, raw.get("status"), new)
-            _events(event_body, raw.get("status"), new, None)
+            _condition_event(event_body, raw.get("status"), new)
             ctx.metrics.set_phase(namespace, name, "Degraded")
         raise kopf_error(error) from None
     finally:
@@ -284,7 +373,8 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
 
     @kopf.on.resume(group, version, deployments, registry=registry)
     @kopf.on.create(group, version, deployments, registry=registry)
-    @kopf.on.update(group, version, deployments, field="spec", registry=registry)
+    # Any change but status: spec, and the command annotation ``kubectl driftline`` sets.
+    @kopf.on.update(group, version, deployments, registry=registry)
     async def deployment_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         meta = body.get("metadata") or {}
         async with ctx.lock(str(meta.get("namespace")), str(meta.get("name"))):

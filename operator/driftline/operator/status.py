@@ -1,13 +1,12 @@
 """Status of Models and Deployments as pure functions of what the handler observed.
 
-Owns: the Model status after verification (Ready or Failed with the reason), the Deployment status
-after a reconcile (variants, weights, endpoint, phase, the kstatus trio, history), the adoption of
-``spec.model`` when no rollout is needed (first deploy, ``strategy: direct``), and the merge patch
-that turns the stored status into the new one (explicit ``null`` for fields that went away).
+Owns: the Model status after verification (Ready or Failed with the reason), what the cluster
+adds to a Deployment's status after a reconcile (variants with ready pods, endpoint,
+``WaitingForPods``), and the merge patch that turns the stored status into the new one (explicit
+``null`` for fields that went away). The rollout fields, phase and history are the rollout state
+machine's (``driftline.operator.rollout`` / ``rollout_status``).
 
-Pure: ``now`` is a parameter; no kopf, no client. The canary/shadow state machine is
-``driftline.operator.rollout``'s; until it drives a Deployment, a ``canary`` model change is
-reported as ``RolloutPending`` and the stable variant keeps serving (never skipping the canary).
+Pure: ``now`` is a parameter; no kopf, no client.
 """
 
 from __future__ import annotations
@@ -19,13 +18,7 @@ from typing import Any
 
 from driftline.operator import conditions, names
 from driftline.operator.api import Deployment, Model
-from driftline.operator.api.deployment import (
-    MAX_HISTORY,
-    DeploymentPhase,
-    DeploymentStatus,
-    HistoryEntry,
-    VariantStatus,
-)
+from driftline.operator.api.deployment import DeploymentStatus, VariantStatus
 from driftline.operator.api.model import ModelSignature, ModelStatus
 from driftline.operator.conditions import ReadinessState
 from driftline.operator.errors import OperatorError
@@ -126,59 +119,6 @@ def model_pending(model: Model, error: OperatorError, now: datetime) -> ModelSta
     )
 
 
-@dataclass(frozen=True)
-class Adoption:
-    """Which model the stable variant serves after this reconcile, and why."""
-
-    status: DeploymentStatus
-    """The status with the (possibly new) ``stableModel`` and history."""
-    pending: str | None
-    """Why ``spec.model`` is not (yet) serving, or ``None`` when it is, or is being rolled out."""
-    decided: HistoryEntry | None
-    """The decision taken now, if any (also posted as an Event)."""
-
-
-def _history(status: DeploymentStatus, entry: HistoryEntry) -> list[HistoryEntry]:
-    return [*status.history, entry][-MAX_HISTORY:]
-
-
-def adopt(deployment: Deployment, models: Mapping[str, Model], now: datetime) -> Adoption:
-    """Put ``spec.model`` on the stable variant when no rollout is needed.
-
-    First deploy (nothing serving yet) and ``strategy: direct`` replace the stable model as soon as
-    the new Model is Ready. A ``canary`` change is left to the rollout state machine: the stable
-    variant keeps serving and the reason says so. An unready target Model is never adopted.
-    """
-    spec = deployment.spec
-    status = deployment.status or DeploymentStatus()
-    target = models.get(spec.model)
-    in_rollout = bool(status.canary_model or status.shadow_model)
-    if status.stable_model == spec.model or in_rollout:
-        return Adoption(status, None, None)
-    if not is_model_ready(target):
-        phase = target.status.phase if target is not None and target.status is not None else None
-        why = "was not found" if target is None else f"is not Ready (phase {phase or 'Pending'})"
-        return Adoption(status, f"Model {spec.model!r} {why}", None)
-    first = status.stable_model is None
-    if not first and spec.rollout.strategy == "canary":
-        return Adoption(
-            status,
-            f"a canary rollout from {status.stable_model!r} to {spec.model!r} is pending: "
-            "the rollout state machine drives it",
-            None,
-        )
-    entry = HistoryEntry(
-        time=now,
-        model=spec.model,
-        action="Promoted",
-        reason="InitialDeploy" if first else "DirectRollout",
-        message=f"{spec.model} serves 100% of traffic"
-        + ("" if first else f" (replaced {status.stable_model})"),
-    )
-    new = status.model_copy(update={"stable_model": spec.model, "history": _history(status, entry)})
-    return Adoption(new, None, entry)
-
-
 def _desired_replicas(topology: Topology, role: str) -> int:
     variant = topology.variant(role)  # type: ignore[arg-type]
     if variant is None:
@@ -191,17 +131,20 @@ def deployment_status(
     base: DeploymentStatus,
     topology: Topology,
     ready: Mapping[str, int],
-    pending: str | None,
     now: datetime,
 ) -> DeploymentStatus:
     """The Deployment's status after its children were applied.
 
+    The rollout fields, phase and conditions come from the rollout state machine
+    (``rollout_status.write_status``, in ``base``); this adds what only the cluster knows: pods.
+    While a variant or the router lacks ready pods, the object is ``Reconciling`` with reason
+    ``WaitingForPods`` (a Healthy phase becomes Progressing; Paused and Degraded are kept).
+
     Args:
         deployment: the parsed Deployment.
-        base: the status after adoption (rollout fields decided).
+        base: the status the rollout state machine wrote.
         topology: what was applied.
         ready: ready pods per variant role and ``router`` (from the child Deployments' status).
-        pending: why ``spec.model`` is not serving yet, if it is not.
         now: the current time.
     """
     variants = [
@@ -222,45 +165,26 @@ def deployment_status(
     router_want = topology.router_replicas
     if ready.get(names.COMPONENT_ROUTER, 0) < router_want:
         short.append(f"router {ready.get(names.COMPONENT_ROUTER, 0)}/{router_want}")
-    in_rollout = bool(base.canary_model or base.shadow_model)
-    phase: DeploymentPhase
-    if pending is not None:
-        state, reason, message, phase = (
-            ReadinessState.PROGRESSING,
-            "RolloutPending",
-            pending,
-            "Progressing",
-        )
-    elif short:
-        state, reason, phase = ReadinessState.PROGRESSING, "WaitingForPods", "Progressing"
-        message = "waiting for ready pods: " + ", ".join(short)
-    elif in_rollout:
-        state, reason, phase = ReadinessState.PROGRESSING, "RolloutInProgress", "Progressing"
-        message = f"canary {base.canary_model or base.shadow_model} at {base.canary_weight}%"
-    else:
-        state, reason, phase = ReadinessState.CURRENT, "Succeeded", "Healthy"
-        message = f"{base.stable_model} serves 100% of traffic"
-    if base.phase in ("Paused", "Degraded") and in_rollout:
-        phase = base.phase  # the rollout state machine owns these
     host = names.service_host(names.public_service_name(topology.name), topology.namespace)
-    return base.model_copy(
-        update={
-            "observed_generation": deployment.metadata.generation,
-            "conditions": conditions.derive_conditions(
-                base.conditions,
-                state,
-                reason=reason,
-                message=message,
-                generation=deployment.metadata.generation,
-                now=now,
-            ),
-            "message": message,
-            "phase": phase,
-            "variants": variants,
-            "canary_weight": next((v.weight for v in variants if v.name == "canary"), 0),
-            "endpoint": f"http://{host}:{names.PORT_HTTP}/v2/models/{topology.variants[0].model.family}",
-        }
-    )
+    update: dict[str, Any] = {
+        "observed_generation": deployment.metadata.generation,
+        "variants": variants,
+        "endpoint": f"http://{host}:{names.PORT_HTTP}/v2/models/{topology.variants[0].model.family}",
+    }
+    if short:
+        message = "waiting for ready pods: " + ", ".join(short)
+        update["conditions"] = conditions.derive_conditions(
+            base.conditions,
+            ReadinessState.PROGRESSING,
+            reason="WaitingForPods",
+            message=message,
+            generation=deployment.metadata.generation,
+            now=now,
+        )
+        if base.phase in (None, "Healthy"):
+            update["phase"] = "Progressing"
+            update["message"] = message
+    return base.model_copy(update=update)
 
 
 def deployment_waiting(deployment: Deployment, pending: str, now: datetime) -> DeploymentStatus:

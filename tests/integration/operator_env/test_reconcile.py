@@ -24,7 +24,7 @@ import pytest
 from kube_env import KMockThread, aeventually, running_operator
 from onnx import TensorProto, helper
 
-from driftline.operator import names
+from driftline.operator import names, rollout
 
 pytestmark = [
     pytest.mark.integration,
@@ -215,10 +215,10 @@ async def test_deployment_gets_its_children_and_becomes_ready(
             {"name": "stable", "model": "tiny-v1", "weight": 100, "replicas": 2, "readyReplicas": 2}
         ]
         assert ready["endpoint"] == "http://tiny.default.svc:8080/v2/models/tiny"
-        assert [h["reason"] for h in ready["history"]] == ["InitialDeploy"]
+        assert len(ready["history"]) == 1
         await aeventually(
             lambda: (
-                {"InitialDeploy", "Succeeded"}
+                {"Deployed", "Succeeded"}
                 <= {e.get("reason") for e in k8s.objects("v1/events", NS).values()}
             ),
             what="Events for the decisions",
@@ -237,24 +237,52 @@ async def test_spec_changes_reach_the_children(k8s: KMockThread, tmp_path: Path)
         await aeventually(
             lambda: k8s.objects(APPS, NS)["tiny-stable"]["spec"]["replicas"] == 3, what="scaled"
         )
-        # A canary change: stable keeps serving, the status says the rollout is pending.
+        # A model change starts a canary rollout: step 1 of the default steps, 10% of traffic.
         await aeventually(
             lambda: status_of(k8s, MODELS, "tiny-v2").get("phase") == "Ready", what="v2 Ready"
         )
         patch_spec(names.DEPLOYMENT.plural, "tiny", {"model": "tiny-v2"})
-        pending = await aeventually(
+        canary = await aeventually(
             lambda: (
-                condition(status_of(k8s, DEPLOYS, "tiny"), "Reconciling")
-                == ("True", "RolloutPending")
+                status_of(k8s, DEPLOYS, "tiny").get("canaryModel") == "tiny-v2"
                 and status_of(k8s, DEPLOYS, "tiny")
             ),
-            what="rollout pending",
+            what="canary started",
         )
-        assert pending["stableModel"] == "tiny-v1"
-        labels = k8s.objects(APPS, NS)["tiny-stable"]["metadata"]["labels"]
-        assert labels[names.LABEL_MODEL] == "tiny-v1"
-        # strategy: direct replaces the stable model at once.
-        patch_spec(names.DEPLOYMENT.plural, "tiny", {"rollout": {"strategy": "direct"}})
+        assert canary["stableModel"] == "tiny-v1"
+        assert canary["canaryWeight"] == 10
+        assert canary["phase"] in ("Progressing", "Paused")
+        await aeventually(lambda: "tiny-canary" in k8s.objects(APPS, NS), what="canary child")
+        table = await aeventually(
+            lambda: (
+                json.loads(
+                    k8s.objects("v1/configmaps", NS)["tiny-routes"]["data"][names.ROUTE_TABLE_KEY]
+                ).get("canary")
+                and json.loads(
+                    k8s.objects("v1/configmaps", NS)["tiny-routes"]["data"][names.ROUTE_TABLE_KEY]
+                )
+            ),
+            what="route table with the canary",
+        )
+        assert (table["stable"]["weight"], table["canary"]["weight"]) == (90, 10)
+        # kubectl driftline promote: an annotation, applied once; the canary becomes stable.
+        command = rollout.Command("promote", "1763776800-test")
+        kubernetes.client.CustomObjectsApi().patch_namespaced_custom_object(
+            names.GROUP,
+            names.VERSION,
+            NS,
+            names.DEPLOYMENT.plural,
+            "tiny",
+            rollout.command_patch(command),
+        )
+        promoted = await aeventually(
+            lambda: (
+                status_of(k8s, DEPLOYS, "tiny").get("stableModel") == "tiny-v2"
+                and status_of(k8s, DEPLOYS, "tiny")
+            ),
+            what="promoted",
+        )
+        assert "canaryModel" not in promoted
         await aeventually(
             lambda: (
                 k8s.objects(APPS, NS)["tiny-stable"]["metadata"]["labels"][names.LABEL_MODEL]
@@ -262,13 +290,8 @@ async def test_spec_changes_reach_the_children(k8s: KMockThread, tmp_path: Path)
             ),
             what="stable on v2",
         )
-        await aeventually(
-            lambda: status_of(k8s, DEPLOYS, "tiny")["stableModel"] == "tiny-v2", what="status v2"
-        )
-        assert [h["reason"] for h in status_of(k8s, DEPLOYS, "tiny")["history"]] == [
-            "InitialDeploy",
-            "DirectRollout",
-        ]
+        actions = [h["action"] for h in status_of(k8s, DEPLOYS, "tiny")["history"]]
+        assert "RolloutStarted" in actions and "Promoted" in actions
 
 
 async def test_api_errors_are_retried_without_duplicates(k8s: KMockThread, tmp_path: Path) -> None:

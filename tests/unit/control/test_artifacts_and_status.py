@@ -6,7 +6,6 @@ We test these aspects:
 - a remote URI is a temporary DependencyNotReady (no retry storm: a long delay);
 - Model status: Ready with Verified, or Failed/Stalled with the reason; is_model_ready needs the
   digest and generation to match;
-- adoption: first deploy and direct strategy adopt a Ready model; canary leaves stable serving;
 - status_patch nulls fields that went away.
 """
 
@@ -22,10 +21,10 @@ import pytest
 from onnx import TensorProto, helper
 
 from driftline.operator import conditions
-from driftline.operator.api import Deployment, Model
+from driftline.operator.api import Model
 from driftline.operator.artifacts import LocalSource, check_features, inspect_onnx
 from driftline.operator.errors import ArtifactInvalid, DependencyNotReady
-from driftline.operator.status import adopt, is_model_ready, model_failed, model_ready, status_patch
+from driftline.operator.status import is_model_ready, model_failed, model_ready, status_patch
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 LIMIT = 1 << 20
@@ -125,58 +124,6 @@ def test_model_status_ready_and_failed(tmp_path: Path) -> None:
     assert failed.phase == "Failed"
     assert conditions.is_true(failed.conditions, "Stalled")
     assert conditions.find(failed.conditions, "Ready").reason == "DigestMismatch"  # type: ignore[union-attr]
-
-
-def ready_model(name: str) -> Model:
-    sha = "a" * 64
-    return Model.from_manifest(
-        {
-            "apiVersion": "driftline.dev/v1alpha1",
-            "kind": "Model",
-            "metadata": {"name": name, "namespace": "ns", "generation": 1},
-            "spec": {"family": "f", "version": "v1", "source": {"uri": "file:///m", "sha256": sha}},
-            "status": {"phase": "Ready", "verifiedSha256": sha, "observedGeneration": 1},
-        }
-    )
-
-
-def dep(model_name: str, strategy: str = "canary", stable: str | None = None) -> Deployment:
-    body: dict[str, Any] = {
-        "apiVersion": "driftline.dev/v1alpha1",
-        "kind": "Deployment",
-        "metadata": {"name": "d", "namespace": "ns", "generation": 1},
-        "spec": {"model": model_name, "rollout": {"strategy": strategy}},
-    }
-    if stable:
-        body["status"] = {"stableModel": stable}
-    return Deployment.from_manifest(body)
-
-
-MODELS = {n: ready_model(n) for n in ("v1", "v2")}
-
-
-def test_first_deploy_adopts_a_ready_model() -> None:
-    a = adopt(dep("v1"), MODELS, NOW)
-    assert a.status.stable_model == "v1" and a.pending is None
-    assert a.decided is not None and a.decided.reason == "InitialDeploy"
-
-
-def test_unready_models_are_never_adopted() -> None:
-    a = adopt(dep("v3"), MODELS, NOW)
-    assert a.status.stable_model is None
-    assert a.pending is not None and "'v3' was not found" in a.pending
-
-
-def test_canary_change_keeps_stable_serving() -> None:
-    a = adopt(dep("v2", stable="v1"), MODELS, NOW)
-    assert a.status.stable_model == "v1" and a.decided is None
-    assert a.pending is not None and "canary rollout" in a.pending
-
-
-def test_direct_change_replaces_stable() -> None:
-    a = adopt(dep("v2", strategy="direct", stable="v1"), MODELS, NOW)
-    assert a.status.stable_model == "v2"
-    assert a.decided is not None and a.decided.reason == "DirectRollout"
 
 
 def test_status_patch_removes_fields_that_went_away() -> None:

@@ -186,3 +186,32 @@ def test_window_states_of_two_pods_merge_into_the_single_pod_verdict(
     docs[1]["reference_sha256"] = "other"
     with pytest.raises(ProfileError, match=r"documents\[1\].reference_sha256"):
         merge_window_states(churn_profile, docs)
+
+
+def test_prediction_drift_from_an_output_feature(quickstart_train) -> None:
+    qs = quickstart_train
+    x, _ = qs.make_dataset(5000, 0)
+    table = {name: x[:, j].astype(np.float64) for j, name in enumerate(qs.FEATURES)}
+    table["score"] = np.clip(np.random.default_rng(0).normal(0.5, 0.1, 5000), 0, 1)
+    sources = {name: Source("input", "input", j) for j, name in enumerate(qs.FEATURES)}
+    sources["score"] = Source("output", "probabilities", 1)
+    profile = build_profile(table, "sha", categorical=["region", "plan"], sources=sources)
+    cfg = MonitorConfig(
+        window=WindowSpec(rows=2000),
+        decision=DecisionConfig(min_samples=300, predictions=frozenset({"score"})),
+    )
+    svc = MonitorService(profile, cfg, clock=lambda: 1000.0, rng=np.random.default_rng(0))
+    x_cur, _ = qs.make_dataset(2000, 5)
+    score = np.clip(np.random.default_rng(1).normal(0.7, 0.1, 2000), 0, 1)  # outputs moved
+    batch = records.RecordBatch(
+        model="churn", version="v1", variant="stable",
+        request_ids=tuple(f"p{i}" for i in range(2000)), timestamps=np.full(2000, 1000.0),
+        latencies_ms=np.ones(2000), inputs={"input": x_cur},
+        outputs={"probabilities": np.column_stack([1 - score, score]).astype(np.float32)},
+    )  # fmt: skip
+    assert svc.ingest(records.encode(batch)).rows == 2000
+    verdict = svc.verdicts()["variants"]["stable"]["verdict"]
+    assert verdict["prediction_status"] == "drift"
+    assert verdict["drifted"] == ["score"]
+    score_row = next(f for f in verdict["features"] if f["name"] == "score")
+    assert score_row["role"] == "prediction"

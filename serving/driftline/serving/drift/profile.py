@@ -188,6 +188,16 @@ class Layout:
             )
         return tuple(out)
 
+    @cached_property
+    def text_categories(self) -> tuple[tuple[npt.NDArray[np.str_], npt.NDArray[np.intp]], ...]:
+        """Per categorical feature, its categories sorted (for ``searchsorted``) and columns."""
+        out = []
+        for spec in self.categorical:
+            order = np.argsort(np.asarray(spec.categories, dtype=np.str_), kind="stable")
+            keys = np.asarray(spec.categories, dtype=np.str_)[order]
+            out.append((keys, order.astype(np.intp)))
+        return tuple(out)
+
     @property
     def names(self) -> tuple[str, ...]:
         """Every feature name, numeric first."""
@@ -294,8 +304,9 @@ def _texts(values: Column) -> npt.NDArray[np.str_]:
 def encode_categories(layout: Layout, j: int, values: Column) -> npt.NDArray[np.intp]:
     """Map raw category values to columns: known -> index, unknown -> unseen, missing -> -1.
 
-    Numeric codes are located with one ``searchsorted`` over the numeric categories; strings
-    are mapped per *distinct* value (``np.unique``). No Python work per row.
+    One ``searchsorted`` over the sorted vocabulary (numeric codes against the categories that
+    are numbers, strings against the category strings), then an equality check: no Python
+    work per row.
 
     Args:
         layout: the binning.
@@ -303,7 +314,6 @@ def encode_categories(layout: Layout, j: int, values: Column) -> npt.NDArray[np.
         values: 1-D numeric codes or strings.
     """
     spec = layout.categorical[j]
-    index = layout.category_index[j]
     unseen = layout.vmax
     if values.dtype.kind in "biuf":
         numbers = values.astype(np.float64, copy=False)
@@ -316,11 +326,12 @@ def encode_categories(layout: Layout, j: int, values: Column) -> npt.NDArray[np.
         return out
     if values.dtype.kind not in "OUS":
         raise ProfileError(f"feature {spec.name!r}: unsupported dtype {values.dtype}")
-    uniq_s, inverse = np.unique(_texts(values), return_inverse=True)
-    lookup = np.array(
-        [MISSING if u == "" else index.get(str(u), unseen) for u in uniq_s], dtype=np.intp
-    )
-    return lookup[inverse] if len(uniq_s) else np.full(len(values), MISSING, dtype=np.intp)
+    texts = _texts(values)
+    keys_s, columns_s = layout.text_categories[j]
+    at_s = np.minimum(np.searchsorted(keys_s, texts), len(keys_s) - 1)
+    out_s = np.where(keys_s[at_s] == texts, columns_s[at_s], unseen).astype(np.intp)
+    out_s[texts == ""] = MISSING
+    return out_s
 
 
 def numeric_cells(layout: Layout, numeric: Float) -> npt.NDArray[np.intp]:

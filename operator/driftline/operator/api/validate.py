@@ -12,8 +12,9 @@ that every CEL rule does what its message says. The steps follow the API server'
    spec.replicas in body should be greater than or equal to 0``);
 4. every ``x-kubernetes-validations`` rule is evaluated with a real CEL implementation
    (``cel-python``) on the object's values typed as the API server types them (``number`` fields
-   are doubles, ``integer`` fields ints), skipping subtrees that already failed the schema, and
-   transition rules (``oldSelf``) when there is no old object.
+   are doubles, ``integer`` fields ints). A rule that evaluates to false is always reported; an
+   evaluation error is reported only where the schema passed (elsewhere it is noise from wrong
+   types). Transition rules (``oldSelf``) run only when an old object is given.
 
 Pure: no I/O. The compiled CEL programs are cached per rule text.
 """

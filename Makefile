@@ -110,3 +110,9 @@ bench-drift-venvs: ## create the peer virtualenvs of bench-drift (Evidently, Nan
 
 bench-drift: $(STAMP) bench-drift-venvs ## drift: Driftline vs Evidently, NannyML, Alibi, numpy+scipy
 	$(PY) bench/drift/run.py --out bench/results
+
+# ---------------------------------------------------------------------------------- local mode
+DEMO_ARGS ?=
+
+demo: $(STAMP) ## the quickstart end to end on this machine, narrated (DRIFTLINE_DEMO_SHORT=1: CI mode)
+	$(PY) examples/quickstart/demo.py $(DEMO_ARGS)

@@ -12,6 +12,7 @@ import click
 
 from driftline.operator import __version__, crds_command, validate_command
 from driftline.operator.command import operator_command
+from driftline.operator.local import commands as local_commands
 from driftline.serving import cli as serving_cli
 from driftline.serving import load_cli
 from driftline.serving.monitor import cli as monitor_cli
@@ -48,6 +49,18 @@ driftline.add_command(monitor_cli.drift)
 driftline.add_command(monitor_cli.monitor)
 driftline.add_command(route)
 driftline.add_command(load_cli.load)
+for _local in (
+    local_commands.up,
+    local_commands.status,
+    local_commands.apply,
+    local_commands.promote,
+    local_commands.abort,
+    local_commands.pause,
+    local_commands.resume,
+    local_commands.retry,
+    local_commands.down,
+):
+    driftline.add_command(_local)
 
 
 @click.group(context_settings=CONTEXT)

@@ -171,12 +171,15 @@ def parse_bundle(
     documents: Iterable[tuple[Source, Mapping[str, Any]]],
     *,
     known_models: Iterable[str] = (),
+    check_references: bool = True,
 ) -> Bundle:
     """Parse documents into typed objects.
 
     Args:
         documents: what :func:`load_documents` returned.
         known_models: Models already running (``apply`` may name them without repeating them).
+        check_references: refuse a Deployment naming an unknown Model (``apply`` leaves that to
+            the running ``up``, which knows every Model).
 
     Raises:
         ManifestError: an invalid object (file, document and every bad field named), two objects
@@ -234,7 +237,7 @@ def parse_bundle(
         for d in deployments.values()
         if d.spec.model not in models and d.spec.model not in known
     ]
-    if missing:
+    if missing and check_references:
         raise ManifestError("\n".join(missing))
     return bundle
 

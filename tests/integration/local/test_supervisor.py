@@ -140,3 +140,21 @@ async def test_a_readiness_wait_is_bounded(supervisor: sup.Supervisor) -> None:
     started = loop.time()
     assert await supervisor.wait_ready(["mute"], 0.5) == ["mute"]
     assert loop.time() - started < 3.0
+
+
+async def test_a_child_that_never_gets_ready_is_killed_and_restarted(tmp_path: Path) -> None:
+    s = sup.Supervisor(tmp_path / "logs", max_restarts=3, ready_timeout_s=0.5, stop_timeout_s=2.0)
+    try:
+        argv = (sys.executable, "-c", "import time; time.sleep(30)")
+        s.start(sup.ChildSpec("hung", "serve", "demo", argv, sup.free_port(), "/"))
+        first = s.pid("hung")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE_S
+        while s.restarts("hung") < 1:
+            assert loop.time() < deadline
+            await s.check()
+            await asyncio.sleep(0.05)
+        assert first is not None and not sup.pid_alive(first)
+    finally:
+        s.stop_all_now()
+        await s.aclose()

@@ -109,6 +109,7 @@ class LocalRuntime:
             self.state.logs_dir,
             max_restarts=settings.max_restarts,
             stop_timeout_s=settings.stop_timeout_s,
+            ready_timeout_s=settings.ready_timeout_s,
             on_event=lambda m: self._say(f"process: {m}"),
         )
         self._http = httpx.AsyncClient(timeout=2.0)
@@ -565,6 +566,12 @@ class LocalRuntime:
         endpoint = None
         if self.supervisor.state(actuator.router_name(name)) == "ready":
             endpoint = f"http://127.0.0.1:{rt.router_port}/v2/models/{name}/infer"
+        if endpoint != status.endpoint:
+            self._say(
+                f"Deployment {name}: serving at {endpoint}"
+                if endpoint
+                else f"Deployment {name}: its router is not ready"
+            )
         return status.model_copy(update={"variants": variants, "endpoint": endpoint})
 
     def _store(self, name: str) -> None:

@@ -30,7 +30,8 @@ class LocalSettings(BaseSettings):
     tick_s: float = Field(default=0.5, gt=0, le=60)
     """Seconds between two passes of the control loop."""
     ready_timeout_s: float = Field(default=60.0, gt=0)
-    """How long ``up`` waits for the first Deployment to serve before it gives up and stops."""
+    """How long a child may take to answer its readiness probe after a start; then it is killed
+    and restarted (counted)."""
     stop_timeout_s: float = Field(default=10.0, gt=0)
     """How long a stopping child may take after SIGTERM before it is killed."""
     max_restarts: int = Field(default=5, ge=0)

@@ -13,7 +13,8 @@ Guarantees:
 - A child that exits while it should run is restarted on the same port (the route table names
   it), after a back-off that doubles up to 5 s; restarts are counted. One that keeps crashing
   before it ever gets ready is marked ``failed`` after ``max_restarts`` attempts in a row.
-- Readiness is an HTTP GET on the child's probe path answering 200, polled with a deadline.
+- Readiness is an HTTP GET on the child's probe path answering 200, polled every tick; a child
+  not ready ``ready_timeout_s`` after its start is killed and restarted (a crash, counted).
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class _Child:
     restarts: int = 0
     crashes_in_a_row: int = 0
     restart_at: float | None = None
+    started_at: float = 0.0
     ever_ready: bool = False
 
 
@@ -126,12 +128,14 @@ class Supervisor:
         *,
         max_restarts: int = 5,
         stop_timeout_s: float = 10.0,
+        ready_timeout_s: float = 60.0,
         on_event: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._logs = logs_dir
         self._max_restarts = max_restarts
         self._stop_timeout_s = stop_timeout_s
+        self._ready_timeout_s = ready_timeout_s
         self._on_event = on_event or (lambda _msg: None)
         self._clock = clock
         self._children: dict[str, _Child] = {}
@@ -212,6 +216,7 @@ class Supervisor:
             )
         child.state = "starting"
         child.restart_at = None
+        child.started_at = self._clock()
 
     async def check(self) -> None:
         """Probe starting children, restart crashed ones (call this every tick)."""
@@ -233,6 +238,13 @@ class Supervisor:
                 self._crashed(child, proc.returncode, now)
                 continue
             if child.state == "starting":
+                if proc is not None and now - child.started_at > self._ready_timeout_s:
+                    # hung before it ever answered: kill it; the next check restarts it
+                    self._on_event(
+                        f"{child.spec.name} not ready after {self._ready_timeout_s:g}s: killing it"
+                    )
+                    _signal_group(proc.pid, signal.SIGKILL)
+                    continue
                 probes.append((child, asyncio.create_task(self._probe(child.spec))))
         for child, task in probes:
             if await task and child.state == "starting":

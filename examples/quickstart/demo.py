@@ -131,8 +131,13 @@ def _wait(
     tl: Timeline,
 ) -> None:
     tl.say(f"waiting (at most {timeout_s:.0f}s): {what}")
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    deadline = started + timeout_s
+    next_note = started + 5.0
     while not condition():
+        if time.monotonic() >= next_note:
+            next_note += 5.0
+            tl.say(f"    ... {time.monotonic() - started:.0f}s: {what}")
         if up.poll() is not None:
             raise DemoError(f"driftline up exited with {up.returncode} while waiting for {what}")
         if time.monotonic() > deadline:

@@ -127,6 +127,7 @@ class LocalRuntime:
         self.state.write_up(UpRecord(pid=_pid(), started_at=self._clock(), manifests=[]))
         for name in self.bundle.deployments:
             self._generations[name] = 1
+        self._record_objects()
         try:
             while not stop.is_set():
                 await self.tick()
@@ -140,6 +141,16 @@ class LocalRuntime:
             await self._http.aclose()
             self.state.clear_up()
             self._say("stopped")
+
+    def _record_objects(self) -> None:
+        """Store every object as applied, so the state directory lists all of them."""
+        for model_name, model in self.bundle.models.items():
+            if model_name not in self._verified:
+                self.state.write_object("Model", model_name, model.to_manifest())
+        for mon in self.bundle.monitors.values():
+            self.state.write_object("DriftMonitor", mon.metadata.name, mon.to_manifest())
+        for pol in self.bundle.policies.values():
+            self.state.write_object("RetrainPolicy", pol.metadata.name, pol.to_manifest())
 
     async def tick(self) -> None:
         """One pass of the loop over every Deployment (see the module docstring)."""
@@ -203,6 +214,7 @@ class LocalRuntime:
             if old_model is None or old_model.spec != model.spec:
                 changed.append(f"Model {name}")
         self.bundle = self.bundle.merged(incoming)
+        self._record_objects()
         message = "applied: " + (", ".join(changed) if changed else "nothing changed")
         self._say(message)
         return True, message

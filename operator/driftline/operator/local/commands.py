@@ -134,7 +134,7 @@ def up(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        runtime = LocalRuntime(settings, bundle, say=_say)
+        runtime = LocalRuntime(settings, bundle, say=_say, sources=[str(f) for f in files])
         await runtime.run(stop)
 
     asyncio.run(main())

@@ -98,12 +98,14 @@ class LocalRuntime:
         bundle: Bundle,
         *,
         say: Callable[[str], None],
+        sources: Sequence[str] = (),
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
         self.settings = settings
         self.state = StateDir(settings.state_dir)
         self.bundle = bundle
         self._say = say
+        self._sources = list(sources)
         self._clock = clock
         self.supervisor = Supervisor(
             self.state.logs_dir,
@@ -124,7 +126,7 @@ class LocalRuntime:
         self.state.prepare()
         for stale in list(self.state.commands_dir.glob("*.json")):
             stale.unlink()  # commands left by an earlier run are not for this one
-        self.state.write_up(UpRecord(pid=_pid(), started_at=self._clock(), manifests=[]))
+        self.state.write_up(UpRecord(pid=_pid(), started_at=self._clock(), manifests=self._sources))
         for name in self.bundle.deployments:
             self._generations[name] = 1
         self._record_objects()

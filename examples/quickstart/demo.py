@@ -271,6 +271,21 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait(timeout=5)
 
 
+def _evidence(state: Path, model: str) -> str:
+    """The numbers behind a rollout: the analysis lines of its decisions in events.jsonl."""
+    try:
+        lines = (state / "events.jsonl").read_text().splitlines()
+    except OSError:
+        return "no events recorded"
+    found = []
+    for line in lines:
+        event = json.loads(line)
+        message = str(event.get("message") or "")
+        if event.get("to") == model and ("agreement" in message or "error rate" in message):
+            found.append(f"{event['kind']}: {message}")
+    return "; ".join(found[-3:]) or "no analysis recorded"
+
+
 def _history(state: Path) -> list[dict[str, Any]]:
     history = _status(state).get("history")
     return history if isinstance(history, list) else []
@@ -344,9 +359,7 @@ def demo(state: Path, port: int, pace: Pace) -> Timeline:
             )
             if model == "churn-v2":
                 _wait("v2 through shadow and canary steps", serving("churn-v2"), 120, up, tl)
-                tl.record(
-                    "roll out churn-v2", "Promoted", "shadow agreement and canary checks passed"
-                )
+                tl.record("roll out churn-v2", "Promoted", _evidence(state, "churn-v2"))
             else:
 
                 def rolled_back() -> bool:

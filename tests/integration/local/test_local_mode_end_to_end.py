@@ -10,7 +10,7 @@ status`` shows it (exit code 1: Degraded); a server killed from outside is resta
 and every child it recorded, by pid.
 
 The manifests are the quickstart's, with durations shortened so the test takes about a minute
-(shadow 3 s, steps of 2-3 s, analysis every 2 s on at least 30 requests).
+(shadow 2 s, steps of 1-2 s, analysis every second on at least 20 requests).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 DRIFTLINE = (sys.executable, "-m", "driftline.operator")
 FAST_ROLLOUT = {
     "strategy": "canary",
-    "shadow": {"percent": 100, "duration": "3s", "minSamples": 60, "minAgreement": 0.75},
-    "steps": [{"weight": 50, "pause": "3s"}, {"weight": 100, "pause": "2s"}],
-    "analysis": {"interval": "2s", "minSamples": 30, "maxErrorRate": 0.02, "noData": "pause"},
+    "shadow": {"percent": 100, "duration": "2s", "minSamples": 40, "minAgreement": 0.75},
+    "steps": [{"weight": 50, "pause": "2s"}, {"weight": 100, "pause": "1s"}],
+    "analysis": {"interval": "1s", "minSamples": 20, "maxErrorRate": 0.02, "noData": "pause"},
     "onFailure": "rollback",
     "progressDeadline": "60s",
 }

@@ -66,7 +66,7 @@ class Pace:
 
 FULL = Pace(
     rate=60,
-    shadow={"percent": 100, "duration": "8s", "minSamples": 150, "minAgreement": 0.75},
+    shadow={"percent": 100, "duration": "8s", "minSamples": 200, "minAgreement": 0.75},
     steps=[
         {"weight": 20, "pause": "5s"},
         {"weight": 50, "pause": "5s"},
@@ -78,7 +78,7 @@ FULL = Pace(
 )
 SHORT = Pace(
     rate=60,
-    shadow={"percent": 100, "duration": "3s", "minSamples": 60, "minAgreement": 0.75},
+    shadow={"percent": 100, "duration": "3s", "minSamples": 150, "minAgreement": 0.75},
     steps=[{"weight": 50, "pause": "3s"}, {"weight": 100, "pause": "2s"}],
     interval="2s",
     min_samples=30,

@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 DRIFTLINE = (sys.executable, "-m", "driftline.operator")
 FAST_ROLLOUT = {
     "strategy": "canary",
-    "shadow": {"percent": 100, "duration": "2s", "minSamples": 40, "minAgreement": 0.75},
+    "shadow": {"percent": 100, "duration": "2s", "minSamples": 150, "minAgreement": 0.75},
     "steps": [{"weight": 50, "pause": "2s"}, {"weight": 100, "pause": "1s"}],
     "analysis": {"interval": "1s", "minSamples": 20, "maxErrorRate": 0.02, "noData": "pause"},
     "onFailure": "rollback",

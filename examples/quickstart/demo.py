@@ -20,7 +20,8 @@ What it does, in order (each step prints what it is waiting for and how long it 
 Every process is stopped on the way out, also on Ctrl-C or an error. ``--short`` (or
 ``DRIFTLINE_DEMO_SHORT=1``) is the CI mode: fewer samples, shorter holds, same steps.
 
-Usage: ``python examples/quickstart/demo.py [--short] [--state-dir DIR] [--port N]``
+Usage: ``python examples/quickstart/demo.py [--short] [--state-dir DIR] [--port N]
+[--keep-running]`` (``make demo DEMO_ARGS=--keep-running``)
 """
 
 from __future__ import annotations
@@ -291,8 +292,12 @@ def _history(state: Path) -> list[dict[str, Any]]:
     return history if isinstance(history, list) else []
 
 
-def demo(state: Path, port: int, pace: Pace) -> Timeline:
-    """Run the whole timeline; raises DemoError when a step does not happen in time."""
+def demo(state: Path, port: int, pace: Pace, keep_running: bool = False) -> Timeline:
+    """Run the whole timeline; raises DemoError when a step does not happen in time.
+
+    With ``keep_running`` (and success) ``driftline up`` is left running for a look around;
+    ``driftline down --state-dir STATE`` stops it. On failure everything is stopped regardless.
+    """
     tl = Timeline()
     artifacts = _artifacts(tl)
     if state.exists():
@@ -318,6 +323,7 @@ def demo(state: Path, port: int, pace: Pace) -> Timeline:
         start_new_session=True,
     )
     traffic: subprocess.Popen[bytes] | None = None
+    kept = False
     events = Events(state, tl)
     try:
         tl.say(f"driftline up -f {manifests} (log: {state / 'up.log'})")
@@ -428,17 +434,21 @@ def demo(state: Path, port: int, pace: Pace) -> Timeline:
         traffic = None
         shown = _run("status", "churn", state=state)
         print(shown.stdout, flush=True)
-        _summary(tl, state, endpoint, router, monitor)
+        _summary(tl, state, endpoint, router, monitor, keep_running)
+        kept = keep_running
         return tl
     finally:
         _stop(traffic)
-        down = _run("down", state=state)
-        tl.say(down.stdout.strip() or down.stderr.strip())
-        _stop(up)
+        if not kept:
+            down = _run("down", state=state)
+            tl.say(down.stdout.strip() or down.stderr.strip())
+            _stop(up)
         up_log.close()
 
 
-def _summary(tl: Timeline, state: Path, endpoint: str, router: str, monitor: str) -> None:
+def _summary(
+    tl: Timeline, state: Path, endpoint: str, router: str, monitor: str, keep_running: bool
+) -> None:
     width = max(len(r[1]) for r in tl.rows)
     print("\nWhat happened")
     print(f"  {'time':>5}  {'step':<{width}}  outcome")
@@ -456,7 +466,10 @@ def _summary(tl: Timeline, state: Path, endpoint: str, router: str, monitor: str
     ]
     for name, where in places:
         print(f"  {name:<28} {where}")
-    print("(the processes are stopped when the demo ends; `make demo` runs it again)\n")
+    if keep_running:
+        print(f"(still running: stop everything with `driftline down --state-dir {state}`)\n")
+    else:
+        print("(the processes are stopped when the demo ends; `--keep-running` leaves them up)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -469,10 +482,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--state-dir", type=Path, default=Path(".driftline-demo"))
     parser.add_argument("--port", type=int, default=0, help="router port (0: any free port)")
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave driftline up running at the end (stop it with driftline down)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        demo(args.state_dir.resolve(), args.port, SHORT if args.short else FULL)
+        demo(args.state_dir.resolve(), args.port, SHORT if args.short else FULL, args.keep_running)
     except DemoError as exc:
         print(
             f"\ndemo failed: {exc}\nlook at {args.state_dir / 'up.log'} and "

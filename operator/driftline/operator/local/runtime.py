@@ -119,6 +119,7 @@ class LocalRuntime:
         self._verified: dict[str, _Verified] = {}
         self._generations: dict[str, int] = {}
         self._statuses: dict[str, DeploymentStatus] = {}
+        self._said: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> None:
@@ -139,10 +140,14 @@ class LocalRuntime:
             self._say("stopping every process ...")
             self.supervisor.stop_all_now()
             self.state.write_processes(self.supervisor.records())
-            await self.supervisor.aclose()
-            await self._http.aclose()
+            await self.aclose()
             self.state.clear_up()
             self._say("stopped")
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients (the children are stopped by :meth:`run`)."""
+        await self.supervisor.aclose()
+        await self._http.aclose()
 
     def _record_objects(self) -> None:
         """Store every object as applied, so the state directory lists all of them."""
@@ -323,9 +328,11 @@ class LocalRuntime:
         return dep.model_copy(update={"metadata": meta, "status": self._statuses.get(name)})
 
     def _set_message(self, name: str, message: str) -> None:
-        status = self._statuses.get(name) or DeploymentStatus()
-        if status.message != message:
+        """Put a problem in the status message; printed once, not on every tick."""
+        if self._said.get(name) != message:
             self._say(f"Deployment {name}: {message}")
+            self._said[name] = message
+        status = self._statuses.get(name) or DeploymentStatus()
         self._statuses[name] = status.model_copy(update={"message": message})
         self._store(name)
 
@@ -336,10 +343,12 @@ class LocalRuntime:
         policy = rollout_status.policy_from_spec(dep.spec.rollout)
         state = rollout_status.state_from_status(dep.status, policy)
         desired_model = await self._verify(dep.spec.model)
+        problem = None
         if desired_model is None:
             verified = self._verified.get(dep.spec.model)
             why = verified.error if verified else "it is not in the manifests"
-            self._set_message(name, f"Model {dep.spec.model} cannot be served: {why}")
+            problem = f"Model {dep.spec.model} cannot be served: {why}"
+            self._set_message(name, problem)
             if state.stable is None:
                 return
         result = None
@@ -382,7 +391,10 @@ class LocalRuntime:
         topology = plan.desired(self._deployment(name), models)
         await self._actuate(name, rt, topology, rollout.traffic(state).draining)
         self._statuses[name] = self._observed(name, rt, topology)
-        self._store(name)
+        if problem is not None:
+            self._set_message(name, problem)
+        else:
+            self._store(name)
 
     async def _analyse(
         self,

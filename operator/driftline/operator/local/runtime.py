@@ -339,10 +339,10 @@ class LocalRuntime:
     async def _reconcile(self, name: str) -> None:
         rt = self._runtime(name)
         dep = self._deployment(name)
-        now = self._clock()
         policy = rollout_status.policy_from_spec(dep.spec.rollout)
         state = rollout_status.state_from_status(dep.status, policy)
-        desired_model = await self._verify(dep.spec.model)
+        desired_model = await self._verify(dep.spec.model)  # may take seconds, once per Model
+        now = self._clock()
         problem = None
         if desired_model is None:
             verified = self._verified.get(dep.spec.model)

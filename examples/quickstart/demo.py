@@ -392,23 +392,35 @@ def demo(state: Path, port: int, pace: Pace, keep_running: bool = False) -> Time
         if monitor is None:
             raise DemoError("no monitor runs for churn-v2 (see up.log)")
 
-        def verdict_status() -> str:
+        def window_verdict(since: float) -> dict[str, Any] | None:
+            """The verdict of a full window whose rows all arrived after ``since``."""
             doc = _get_json(f"{monitor}/v1/verdict")
-            statuses = [
-                str((v.get("verdict") or {}).get("status"))
-                for v in (doc or {}).get("variants", {}).values()
-            ]
-            return "drift" if "drift" in statuses else (statuses[0] if statuses else "none")
+            for v in (doc or {}).get("variants", {}).values():
+                window = v.get("window") or {}
+                verdict = v.get("verdict") or {}
+                first = window.get("first_ts")
+                if (
+                    isinstance(first, int | float)
+                    and first >= since
+                    and int(window.get("rows") or 0) >= pace.window
+                    and verdict.get("status") in ("drift", "no_drift")
+                ):
+                    return dict(verdict)
+            return None
 
-        before: list[str] = []
+        before: dict[str, Any] = {}
 
         def judged() -> bool:
-            before[:] = [verdict_status()]
-            return before[0] in ("drift", "no_drift")
+            before.update(window_verdict(0.0) or {})
+            return bool(before)
 
-        _wait("a drift verdict on the normal traffic", judged, 30, up, tl)
-        tl.say(f"stable monitor verdict on traffic.csv: {before[0]}")
+        _wait("a drift verdict over a full window of normal traffic", judged, 30, up, tl)
+        tl.say(
+            f"stable monitor verdict on traffic.csv: {before['status']} "
+            f"(drifted: {', '.join(before.get('drifted', [])) or 'none'})"
+        )
         _stop(traffic)
+        shifted_at = time.time()
         traffic = _load(
             artifacts / "traffic-shifted.csv", endpoint, router, pace, state / "load.log"
         )
@@ -416,18 +428,16 @@ def demo(state: Path, port: int, pace: Pace, keep_running: bool = False) -> Time
         found: dict[str, Any] = {}
 
         def drifted() -> bool:
-            doc = _get_json(f"{monitor}/v1/verdict")
-            for v in (doc or {}).get("variants", {}).values():
-                verdict = v.get("verdict") or {}
-                if verdict.get("status") == "drift":
-                    found.update(verdict)
-                    return True
+            verdict = window_verdict(shifted_at)
+            if verdict is not None and verdict["status"] == "drift":
+                found.update(verdict)
+                return True
             return False
 
         _wait("the stable monitor's drift verdict to turn", drifted, 60, up, tl)
         tl.record(
             "shift the input",
-            f"{before[0]} -> drift",
+            f"{before['status']} -> drift",
             "drifted: " + ", ".join(found.get("drifted", [])),
         )
         _stop(traffic)

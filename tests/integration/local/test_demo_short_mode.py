@@ -1,7 +1,8 @@
 """``make demo`` in its short mode (what CI runs): the quickstart narrated end to end.
 
 We test these aspects: the demo script exits 0; its summary table says v1 was deployed, v2
-promoted, v3 rolled back with the shadow-agreement reason and the input shift seen as drift; it
+promoted, v3 rolled back with the shadow-agreement reason and the input shift seen as drift
+(over a full window of shifted rows); it
 prints where to look; when it ends no process it started is left (every pid recorded in the
 state directory is gone, and ``up`` cleared its record).
 """
@@ -42,7 +43,9 @@ def test_the_demo_runs_in_short_mode(repo_root: Path, tmp_path: Path) -> None:
         assert "deploy churn-v1" in table and "Healthy" in table
         assert "roll out churn-v2" in table and "Promoted" in table
         assert "roll out churn-v3" in table and "RolledBack (ShadowAgreementTooLow)" in table
-        assert "shift the input" in table and "no_drift -> drift" in table
+        # the verdict before the shift is printed as it is (a false alarm is possible at the
+        # monitor's alpha); after the shift a full window of shifted rows must read drift
+        assert "shift the input" in table and "-> drift" in table
         assert "inference endpoint (OIP v2)" in out
         recorded = [r.pid for r in state.read_processes() if r.pid is not None]
         assert recorded == []  # every child was stopped and recorded as such

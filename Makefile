@@ -116,3 +116,10 @@ DEMO_ARGS ?=
 
 demo: $(STAMP) ## the quickstart end to end on this machine, narrated (DRIFTLINE_DEMO_SHORT=1: CI mode)
 	$(PY) examples/quickstart/demo.py $(DEMO_ARGS)
+
+# ---------------------------------------------------------------------------------- operator bench
+.PHONY: bench-operator
+BENCH_OPERATOR_ARGS ?=
+
+bench-operator: $(STAMP) ## operator control plane against the API emulator (create, 200 Deployments)
+	$(PY) bench/operator/control_plane.py $(BENCH_OPERATOR_ARGS)

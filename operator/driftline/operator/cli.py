@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from driftline.operator import __version__, crds_command, validate_command
+from driftline.operator import __version__, crds_command, plugin, validate_command
 from driftline.operator.command import operator_command
 from driftline.operator.local import commands as local_commands
 from driftline.serving import cli as serving_cli
@@ -73,6 +73,8 @@ def kubectl_driftline() -> None:
 
 
 kubectl_driftline.add_command(version)
+for _command in plugin.commands:
+    kubectl_driftline.add_command(_command)
 
 driftline.add_command(operator_command)
 

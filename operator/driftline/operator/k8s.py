@@ -451,3 +451,136 @@ class KubeClient:
                 raise self._reject(what, resp)
             await self._backoff(attempt, what, resp)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ kubectl plugin reads/writes
+    async def list_in(self, api_version: str, kind: str, namespace: str | None) -> list[JsonObject]:
+        """Every object of ``kind`` in ``namespace``, or in all namespaces when it is ``None``."""
+        res = resource_of(api_version, kind)
+        what = f"list {kind} in {namespace or 'all namespaces'}"
+        for attempt in range(self._retry.attempts):
+            resp = await self._call("GET", res.path(namespace))
+            if resp.status == 200 and resp.body is not None:
+                items = resp.body.get("items")
+                return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+            if not _retriable(resp.status) or resp.status == 409:
+                raise self._reject(what, resp)
+            await self._backoff(attempt, what, resp)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def merge_patch(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: JsonObject
+    ) -> JsonObject | None:
+        """Apply a JSON merge patch to one object; its new state, or ``None`` when it is absent.
+
+        A merge patch carries no ``resourceVersion``, so it never conflicts with the operator's
+        own writes; transient failures are retried like every other call.
+        """
+        res = resource_of(api_version, kind)
+        what = f"patch {kind}/{name} in {namespace}"
+        for attempt in range(self._retry.attempts):
+            resp = await self._call(
+                "PATCH",
+                res.path(namespace, name),
+                body=patch,
+                content_type="application/merge-patch+json",
+            )
+            if resp.status == 200 and resp.body is not None:
+                return resp.body
+            if resp.status == 404:
+                return None
+            if not _retriable(resp.status):
+                raise self._reject(what, resp)
+            await self._backoff(attempt, what, resp)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class KubeconfigError(ValueError):
+    """The kubeconfig is missing, unreadable, or lacks the requested context."""
+
+
+@dataclass(frozen=True)
+class KubeconfigTarget:
+    """Where a kubeconfig (and an optional context) points, as ``kubectl`` would resolve it.
+
+    Attributes:
+        client: a ``KubeClient`` for that cluster and user; the caller closes it.
+        namespace: the context's namespace (``default`` when the context sets none).
+        context: the context's name.
+        server: the API server's URL, for messages.
+    """
+
+    client: KubeClient
+    namespace: str
+    context: str
+    server: str
+
+
+def client_from_kubeconfig(
+    kubeconfig: str | None,
+    context: str | None,
+    *,
+    retry: RetryPolicy = RetryPolicy(attempts=3, base_delay=0.2),
+    request_timeout: float = 15.0,
+) -> KubeconfigTarget:
+    """A client for the kubeconfig's (or ``context``'s) cluster, like ``kubectl`` resolves it.
+
+    Args:
+        kubeconfig: the file (or an ``os.pathsep``-separated list, like ``$KUBECONFIG``);
+            ``None``: ``$KUBECONFIG``, else ``~/.kube/config``.
+        context: the context to use; ``None``: the current context.
+        retry: the retry budget (small: a human waits on the other side).
+        request_timeout: seconds one HTTP request may take.
+
+    Returns:
+        The client and the context's namespace, name and server.
+
+    Raises:
+        KubeconfigError: no kubeconfig found, unreadable, or without ``context``; names the path.
+    """
+    import os
+
+    paths = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    files = [os.path.expanduser(p) for p in paths.split(os.pathsep) if p]
+    if not any(os.path.isfile(f) for f in files):
+        raise KubeconfigError(
+            f"no kubeconfig found at {paths} (pass --kubeconfig or set KUBECONFIG)"
+        )
+    joined = os.pathsep.join(files)
+    config = kubernetes.client.Configuration()
+    try:
+        contexts, active = kubernetes.config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=joined
+        )
+        chosen = active
+        if context is not None:
+            chosen = next((c for c in contexts if c.get("name") == context), None)
+            if chosen is None:
+                known = ", ".join(sorted(str(c.get("name")) for c in contexts)) or "none"
+                raise KubeconfigError(
+                    f"context {context!r} not found in kubeconfig {paths} (contexts: {known})"
+                )
+        if not isinstance(chosen, dict):
+            raise KubeconfigError(f"kubeconfig {paths} has no current context (pass --context)")
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=joined,
+            context=str(chosen.get("name")),
+            client_configuration=config,
+            persist_config=False,
+        )
+    except KubeconfigError:
+        raise
+    except Exception as e:  # the edge: YAML, schema and auth-plugin errors all mean "unusable"
+        raise KubeconfigError(f"cannot use kubeconfig {paths}: {e}") from e
+    config.retries = 0  # our RetryPolicy retries; urllib3's own would log and multiply the wait
+    settings = chosen.get("context") or {}
+    namespace = settings.get("namespace") if isinstance(settings, dict) else None
+    return KubeconfigTarget(
+        client=KubeClient(
+            kubernetes.client.ApiClient(configuration=config),
+            retry=retry,
+            request_timeout=request_timeout,
+        ),
+        namespace=str(namespace) if namespace else "default",
+        context=str(chosen.get("name")),
+        server=str(config.host),
+    )

@@ -21,7 +21,7 @@ ROUTES_VOLUME = "routes"
 def _entry(topology: Topology, variant: VariantPlan) -> JsonObject:
     host = names.service_host(names.variant_name(topology.name, variant.role), topology.namespace)
     entry: JsonObject = {
-        "model_version": variant.model.version,
+        "model_version": variant.model.name,
         "model_name": variant.model.family,
         "endpoints": [f"{host}:{names.PORT_HTTP}"],
     }

@@ -31,7 +31,9 @@ def _server_env(topology: Topology, variant: VariantPlan) -> dict[str, str]:
     values = {
         "DRIFTLINE_SERVE_MODEL": model_file(variant.model.uri),
         "DRIFTLINE_SERVE_NAME": variant.model.family,
-        "DRIFTLINE_SERVE_VERSION": variant.model.version,
+        # The Model's name is the version everything reports (records, route table, analysis),
+        # so a measurement is always attributed to the Model object a rollout names.
+        "DRIFTLINE_SERVE_VERSION": variant.model.name,
         "DRIFTLINE_SERVE_VARIANT": variant.role,
         "DRIFTLINE_SERVE_HOST": "0.0.0.0",
         "DRIFTLINE_SERVE_PORT": str(names.PORT_HTTP),
@@ -47,14 +49,10 @@ def _monitor_env(topology: Topology, variant: VariantPlan) -> dict[str, str]:
     values = {
         "DRIFTLINE_MONITOR_HOST": "0.0.0.0",
         "DRIFTLINE_MONITOR_PORT": str(names.PORT_MONITOR),
-        "DRIFTLINE_MONITOR_WINDOW": str(topology.monitor_window),
-        "DRIFTLINE_MONITOR_VARIANT": variant.role,
-        "DRIFTLINE_MONITOR_MODEL": variant.model.name,
+        "DRIFTLINE_MONITOR_WINDOW_ROWS": str(topology.monitor_window),
     }
     if variant.model.profile:
         values["DRIFTLINE_MONITOR_PROFILE"] = variant.model.profile
-    if variant.model.features:
-        values["DRIFTLINE_MONITOR_FEATURES"] = ",".join(variant.model.features)
     return values
 
 

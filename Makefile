@@ -72,6 +72,23 @@ test: lint typecheck check-generated ## everything CI runs: lint, types, generat
 bench: ## every benchmark, side by side with the peers (slow; writes bench/results/)
 	@echo "see the bench-* targets"
 
+# ------------------------------------------------------------------ model server (issue 3)
+# promtool (Debian's prometheus package) checks the server's /metrics in the tests. Only the one
+# binary is unpacked into .tools/, the service is not installed. apt-get update runs only when the
+# package lists are missing.
+PROMTOOL := .tools/promtool
+
+$(PROMTOOL):
+	@rm -rf .tools/deb && mkdir -p .tools/deb
+	cd .tools/deb && { apt-get download prometheus 2>/dev/null || \
+		{ apt-get update -qq && apt-get download prometheus; }; }
+	dpkg-deb -x .tools/deb/prometheus_*.deb .tools/deb/root
+	cp .tools/deb/root/usr/bin/promtool $@
+	rm -rf .tools/deb
+	$@ --version >/dev/null
+
+test: $(PROMTOOL)
+
 clean: ## remove the virtualenv, tool downloads and caches
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 

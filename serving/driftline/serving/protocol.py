@@ -221,7 +221,8 @@ def decode_json_tensor(
         raise InvalidInput(f"{where}: {datatype} data must be {what}, got {', '.join(bad)}")
     dtype = DTYPES[datatype]
     try:
-        array: Array = np.array(flat, dtype=dtype)
+        with np.errstate(over="ignore"):  # float overflow becomes inf, judged just below
+            array: Array = np.array(flat, dtype=dtype)
     except (OverflowError, ValueError, TypeError) as exc:
         raise InvalidInput(f"{where}: value out of range for {datatype} ({exc})") from None
     if datatype in _FLOATS and not allow_non_finite and count and not np.isfinite(array).all():

@@ -84,18 +84,21 @@ def monitor() -> Iterator[str]:
         thread.join(5)
 
 
-_HTTP = httpx.Client(timeout=5)
-"""One client for polling: a fresh httpx client per call costs more than a short model run."""
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    """One client for polling: a fresh httpx client per call costs more than a short model run."""
+    with httpx.Client(timeout=5) as client:
+        yield client
 
 
-def _metric(server: ServeProcess, name: str) -> float:
-    text = _HTTP.get(server.url + "/metrics").text
+def _metric(http: httpx.Client, server: ServeProcess, name: str) -> float:
+    text = http.get(server.url + "/metrics").text
     match = re.search(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
     return float(match.group(1)) if match else float("nan")
 
 
 def test_finishing_in_flight_work_and_flushing_records_on_sigterm(
-    serve: Callable[..., ServeProcess], monitor: str, tmp_path: Path
+    serve: Callable[..., ServeProcess], monitor: str, tmp_path: Path, http: httpx.Client
 ) -> None:
     model = tmp_path / "slow.onnx"
     model.write_bytes(_slow_model())
@@ -131,7 +134,7 @@ def test_finishing_in_flight_work_and_flushing_records_on_sigterm(
     thread = threading.Thread(target=call)
     thread.start()
     deadline = time.monotonic() + 30
-    while _metric(server, "driftline_server_inflight_requests") < 1:
+    while _metric(http, server, "driftline_server_inflight_requests") < 1:
         assert time.monotonic() < deadline, "the request never became in-flight"
         assert thread.is_alive(), f"request ended early: {result}"
         time.sleep(0.005)  # polling interval of a wait-with-deadline
@@ -175,7 +178,7 @@ def test_staying_up_not_ready_when_the_model_cannot_load(
 
 
 def test_taking_every_setting_from_the_environment(
-    serve: Callable[..., ServeProcess], quickstart_artifacts: Path
+    serve: Callable[..., ServeProcess], quickstart_artifacts: Path, http: httpx.Client
 ) -> None:
     server = serve(
         env={
@@ -191,6 +194,6 @@ def test_taking_every_setting_from_the_environment(
     too_big = httpx.post(server.url + "/v2/models/envmodel/infer", json=body, timeout=5)
     assert too_big.status_code == 400
     assert "maximum of 2" in too_big.json()["error"]
-    assert _metric(server, "driftline_server_requests_total") >= 0
+    assert _metric(http, server, "driftline_server_requests_total") >= 0
     text = httpx.get(server.url + "/metrics", timeout=5).text
     assert 'outcome="invalid",version="7"} 1.0' in text

@@ -89,6 +89,24 @@ $(PROMTOOL):
 
 test: $(PROMTOOL)
 
+# The serving benchmark: peers in their own virtualenvs under bench/.venvs (rebuilt when their
+# requirements change), wrk from Debian. Args for a quicker run: BENCH_SERVING_ARGS="--duration 5".
+BENCH_VENVS := bench/.venvs
+BENCH_SERVING_ARGS ?=
+
+$(BENCH_VENVS)/%/.installed: bench/serving/requirements-%.txt
+	@test -x $(BENCH_VENVS)/$*/bin/python || $(PYTHON) -m venv $(BENCH_VENVS)/$*
+	$(BENCH_VENVS)/$*/bin/pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+
+BENCH_SERVING_VENVS := $(foreach v,mlserver kserve web,$(BENCH_VENVS)/$(v)/.installed)
+
+.PHONY: bench-serving
+bench-serving: $(STAMP) $(BENCH_SERVING_VENVS) ## model server vs MLServer, KServe, FastAPI, Starlette
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk || \
+		{ apt-get update -qq && apt-get install -y -qq wrk; }
+	$(PY) bench/serving/run.py --stacks $(BENCH_SERVING_ARGS)
+
 clean: ## remove the virtualenv, tool downloads and caches
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Final
 
 import numpy as np
@@ -76,6 +77,11 @@ ONNX_TYPES: Final[Mapping[str, str]] = {
 
 _FLOATS: Final = frozenset(["FP16", "FP32", "FP64"])
 _INTS: Final = frozenset(["INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"])
+_NARROW_FLOATS: Final = frozenset(["FP16", "FP32"])
+_FLOAT_MAX: Final = {
+    "FP16": float(np.finfo(np.float16).max),
+    "FP32": float(np.finfo(np.float32).max),
+}
 _NUMBER_TYPES: Final = frozenset([int, float])
 _INT_TYPES: Final = frozenset([int])
 _BOOL_TYPES: Final = frozenset([bool])
@@ -98,12 +104,20 @@ class TensorSpec:
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Signature:
     """A model's inputs and outputs, in the model's order."""
 
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+
+    @cached_property
+    def _inputs_by_name(self) -> dict[str, TensorSpec]:
+        return {t.name: t for t in self.inputs}
+
+    @cached_property
+    def _outputs_by_name(self) -> dict[str, TensorSpec]:
+        return {t.name: t for t in self.outputs}
 
     @property
     def batchable(self) -> bool:
@@ -115,11 +129,11 @@ class Signature:
 
     def input(self, name: str) -> TensorSpec | None:
         """The input called ``name``, or None."""
-        return next((t for t in self.inputs if t.name == name), None)
+        return self._inputs_by_name.get(name)
 
     def output(self, name: str) -> TensorSpec | None:
         """The output called ``name``, or None."""
-        return next((t for t in self.outputs if t.name == name), None)
+        return self._outputs_by_name.get(name)
 
 
 def model_metadata(name: str, version: str, signature: Signature) -> dict[str, object]:
@@ -221,12 +235,23 @@ def decode_json_tensor(
         raise InvalidInput(f"{where}: {datatype} data must be {what}, got {', '.join(bad)}")
     dtype = DTYPES[datatype]
     try:
-        with np.errstate(over="ignore"):  # float overflow becomes inf, judged just below
-            array: Array = np.array(flat, dtype=dtype)
+        if datatype in _NARROW_FLOATS:
+            # via float64 (exact for JSON numbers): a value beyond the narrow type's range would
+            # silently become inf in a direct cast
+            wide = np.array(flat, dtype=np.float64)
+            if count and np.abs(wide).max() > _FLOAT_MAX[datatype]:
+                if not allow_non_finite:
+                    raise InvalidInput(
+                        f"{where}: non-finite value (beyond the range of {datatype}) is rejected"
+                    )
+                with np.errstate(over="ignore"):
+                    return wide.astype(dtype).reshape(shape)
+            array: Array = wide.astype(dtype)
+        else:
+            # JSON has no NaN or infinity, so FP64 data is always finite here
+            array = np.array(flat, dtype=dtype)
     except (OverflowError, ValueError, TypeError) as exc:
         raise InvalidInput(f"{where}: value out of range for {datatype} ({exc})") from None
-    if datatype in _FLOATS and not allow_non_finite and count and not np.isfinite(array).all():
-        raise InvalidInput(f"{where}: non-finite value (overflow for {datatype}) is rejected")
     return array.reshape(shape)
 
 

@@ -9,7 +9,7 @@ Policy (what a batch is):
   (same trailing shape per input), up to ``max_batch_size`` rows; a single request larger than
   that runs alone. A model without a variable batch dimension runs every request alone.
 - ``max_delay_s == 0`` (the default): no timer. The worker takes whatever queued while the
-  previous batch ran, after yielding once to the loop so requests already parsed can join. Idle
+  previous batch ran (requests parsed in the same loop iteration are queued together). Idle
   latency is not increased and batches grow by themselves under load.
 - ``max_delay_s > 0``: after the first request of a batch arrives, wait until ``max_batch_size``
   rows are queued or the delay has passed since its arrival, whichever is first.
@@ -171,8 +171,7 @@ class Batcher:
     async def _gather(self) -> None:
         """Wait for company for the first queued request, per the delay policy."""
         if self._max_delay <= 0 or not self._batchable:
-            await asyncio.sleep(0)
-            return
+            return  # whatever queued while the previous run executed is the batch
         loop = asyncio.get_running_loop()
         deadline = self._queue[0].arrival + self._max_delay
         while self._queued_rows < self._max_rows and not self._closing:

@@ -87,6 +87,8 @@ _INT_TYPES: Final = frozenset([int])
 _BOOL_TYPES: Final = frozenset([bool])
 _STR_TYPES: Final = frozenset([str])
 _LEN: Final = struct.Struct("<I")
+_NO_BYTES: Final = memoryview(b"")
+_NO_OUTPUTS: Final[frozenset[str]] = frozenset()
 _NUMPY_OPT: Final = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -119,7 +121,7 @@ class Signature:
     def _outputs_by_name(self) -> dict[str, TensorSpec]:
         return {t.name: t for t in self.outputs}
 
-    @property
+    @cached_property
     def batchable(self) -> bool:
         """Whether every input and output has a variable first (batch) dimension.
 
@@ -161,7 +163,7 @@ class Policy:
     allow_non_finite: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InferRequest:
     """A validated inference request.
 
@@ -236,17 +238,18 @@ def decode_json_tensor(
     dtype = DTYPES[datatype]
     try:
         if datatype in _NARROW_FLOATS:
-            # via float64 (exact for JSON numbers): a value beyond the narrow type's range would
-            # silently become inf in a direct cast
-            wide = np.array(flat, dtype=np.float64)
-            if count and np.abs(wide).max() > _FLOAT_MAX[datatype]:
+            # a value beyond the narrow type's range would silently become inf in the cast:
+            # compare first (C-level min/max over Python numbers, no extra array)
+            limit = _FLOAT_MAX[datatype]
+            numbers: list[float] = flat  # type: ignore[assignment]  # checked int|float above
+            if count and (max(numbers) > limit or min(numbers) < -limit):
                 if not allow_non_finite:
                     raise InvalidInput(
                         f"{where}: non-finite value (beyond the range of {datatype}) is rejected"
                     )
                 with np.errstate(over="ignore"):
-                    return wide.astype(dtype).reshape(shape)
-            array: Array = wide.astype(dtype)
+                    return np.array(flat, dtype=np.float64).astype(dtype).reshape(shape)
+            array: Array = np.array(flat, dtype=dtype)
         else:
             # JSON has no NaN or infinity, so FP64 data is always finite here
             array = np.array(flat, dtype=dtype)
@@ -302,9 +305,13 @@ def decode_binary_tensor(
     return array.reshape(shape)
 
 
-def _parse_shape(where: str, raw: object, spec: TensorSpec) -> tuple[int, ...]:
-    if not isinstance(raw, list) or not all(type(d) is int and d >= 0 for d in raw):
+def _parse_shape(index: int, raw: object, spec: TensorSpec) -> tuple[int, ...]:
+    where = f"inputs[{index}].shape"
+    if not isinstance(raw, list):
         raise InvalidInput(f"{where}: must be a list of non-negative integers")
+    for d in raw:
+        if type(d) is not int or d < 0:
+            raise InvalidInput(f"{where}: must be a list of non-negative integers")
     shape = tuple(raw)
     if len(shape) != len(spec.shape):
         raise InvalidInput(
@@ -360,7 +367,7 @@ def parse_infer_request(
             f"({len(body)} bytes)"
         )
     json_part = body if header_length is None else body[:header_length]
-    binary = memoryview(body)[header_length:] if header_length is not None else memoryview(b"")
+    binary = memoryview(body)[header_length:] if header_length is not None else _NO_BYTES
     try:
         doc = orjson.loads(json_part)
     except orjson.JSONDecodeError as exc:
@@ -399,9 +406,13 @@ def parse_infer_request(
                 f"{_where(i, 'datatype')}: {datatype!r} does not match the model's "
                 f"{spec.datatype!r} for input {name!r}"
             )
-        shape = _parse_shape(_where(i, "shape"), raw.get("shape"), spec)
-        params = _parse_parameters(_where(i, "parameters"), raw.get("parameters"))
-        size = params.get("binary_data_size")
+        shape = _parse_shape(i, raw.get("shape"), spec)
+        raw_params = raw.get("parameters")
+        size = (
+            _parse_parameters(_where(i, "parameters"), raw_params).get("binary_data_size")
+            if raw_params
+            else None
+        )
         if size is not None:
             if header_length is None:
                 raise InvalidInput(
@@ -425,7 +436,7 @@ def parse_infer_request(
             if "data" not in raw:
                 raise InvalidInput(f"{_where(i, 'data')}: is required")
             array = decode_json_tensor(
-                _where(i, "data"), spec.datatype, shape, raw["data"], policy.allow_non_finite
+                f"inputs[{i}].data", spec.datatype, shape, raw["data"], policy.allow_non_finite
             )
         if spec.shape[:1] == (-1,):
             if rows is None:
@@ -451,9 +462,13 @@ def parse_infer_request(
     if rows > policy.max_rows:
         raise InvalidInput(f"inputs: batch of {rows} rows exceeds the maximum of {policy.max_rows}")
     # order inputs as the model declares them, so batches concatenate deterministically
-    ordered = {t.name: inputs[t.name] for t in signature.inputs}
+    ordered = (
+        inputs if len(signature.inputs) == 1 else {t.name: inputs[t.name] for t in signature.inputs}
+    )
 
     binary_default = parameters.get("binary_data_output") is True
+    if doc.get("outputs") is None and not binary_default:
+        return InferRequest(request_id, ordered, rows, None, _NO_OUTPUTS)
     requested: tuple[str, ...] | None = None
     binary_outputs: set[str] = set()
     raw_outputs = doc.get("outputs")

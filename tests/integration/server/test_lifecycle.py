@@ -30,7 +30,7 @@ from .conftest import ServeProcess
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 WIDTH = 512
-LAYERS = 96
+LAYERS = 48
 
 
 def _slow_model() -> bytes:
@@ -87,7 +87,7 @@ def monitor() -> Iterator[str]:
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
     """One client for polling: a fresh httpx client per call costs more than a short model run."""
-    with httpx.Client(timeout=5) as client:
+    with httpx.Client(timeout=30) as client:
         yield client
 
 

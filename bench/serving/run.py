@@ -411,6 +411,41 @@ def run_stacks(args: argparse.Namespace, work: Path) -> list[dict[str, object]]:
     return out
 
 
+def _level(server: dict[str, object] | None, concurrency: int) -> dict[str, float] | None:
+    if not server or server.get("error"):
+        return None
+    for lv in server["levels"]:  # type: ignore[attr-defined]
+        if lv["concurrency"] == concurrency:
+            return lv  # type: ignore[no-any-return]
+    return None
+
+
+def targets(by: dict[str, dict[str, object]]) -> list[str]:
+    """The issue's targets, each marked met or missed, from the measured numbers (pure)."""
+    ours64, ours1 = _level(by.get("driftline"), 64), _level(by.get("driftline"), 1)
+    mls, lean = _level(by.get("mlserver-default"), 64), _level(by.get("starlette-lean"), 64)
+    out = ["", "Targets (issue 3):", ""]
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    if ours64 and mls:
+        r = ours64["requests_per_s"] / mls["requests_per_s"]
+        out.append(f"- c=64 throughput >= 20x MLServer default: {r:.1f}x, {mark(r >= 20)}")
+    if ours64 and lean:
+        r = ours64["requests_per_s"] / lean["requests_per_s"]
+        out.append(f"- c=64 throughput >= 0.8x lean Starlette: {r:.2f}x, {mark(r >= 0.8)}")
+    if ours64:
+        out.append(f"- c=64 p99 <= 8 ms: {ours64['p99_ms']:.2f} ms, {mark(ours64['p99_ms'] <= 8)}")
+    if ours1:
+        out.append(f"- c=1 p50 <= 0.3 ms: {ours1['p50_ms']:.3f} ms, {mark(ours1['p50_ms'] <= 0.3)}")
+    ours = by.get("driftline")
+    if ours and not ours.get("error"):
+        rss = float(ours["rss_mb"])  # type: ignore[arg-type]
+        out.append(f"- RSS <= 200 MB: {rss:.0f} MB, {mark(rss <= 200)}")
+    return out
+
+
 def markdown(report: dict[str, object]) -> str:
     servers: list[dict[str, object]] = report["servers"]  # type: ignore[assignment]
     by = {s["name"]: s for s in servers}
@@ -418,7 +453,10 @@ def markdown(report: dict[str, object]) -> str:
     levels = report["levels"]  # type: ignore[index]
     lines = [
         f"Model: {report['model']}. Load: {report['load']}. "
-        f"{report['duration_s']} s per level after a {report['warmup_s']} s warm-up.",
+        f"{report['duration_s']} s per level after a {report['warmup_s']} s warm-up. "
+        f"Machine: {report['machine']['cpus']} CPUs, load average before/after "  # type: ignore[index]
+        f"{report['machine']['loadavg_before'][0]:.1f}/"  # type: ignore[index]
+        f"{report['machine']['loadavg_after'][0]:.1f} (other work was running on this shared box).",
         "",
         "| server | "
         + " | ".join(f"c={c} req/s | c={c} p50 ms | c={c} p99 ms" for c in levels)
@@ -438,6 +476,7 @@ def markdown(report: dict[str, object]) -> str:
             peer64 = s["levels"][-1]["requests_per_s"]  # type: ignore[index]
             ratio = f"{ours64 / peer64:.1f}x" if peer64 else "n/a"
         lines.append(f"| {s['name']} | " + " | ".join(cells) + f" | {s['rss_mb']:.0f} | {ratio} |")
+    lines += targets(by)
     ceiling = report.get("onnxruntime_ceiling", {})
     if ceiling:
         lines += [

@@ -133,6 +133,7 @@ class Batcher:
         self._queued_rows = 0
         self._wake = asyncio.Event()
         self._closing = False
+        self._running = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -145,20 +146,47 @@ class Batcher:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._worker())
 
-    async def submit(self, inputs: dict[str, Array], rows: int) -> dict[str, Array]:
+    async def submit(
+        self, inputs: dict[str, Array], rows: int, *, alone: bool = False
+    ) -> dict[str, Array]:
         """Queue one request's inputs and wait for its outputs (its rows of the batch's).
+
+        Args:
+            inputs: one array per model input, first dimension ``rows``.
+            rows: the request's rows.
+            alone: the caller knows no other request is waiting (e.g. the HTTP server has no
+                other request pending). When the batcher is idle too, the request runs at once
+                in the caller's task: no hand-over to the worker, no extra loop turns.
 
         Raises:
             InferenceFailed: when the run fails or the batcher is shut down.
         """
         if self._closing:
             raise InferenceFailed("server is shutting down")
+        if alone and not self._queue and not self._running and self._max_delay <= 0:
+            return await self._run_alone(inputs, rows)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Array]] = loop.create_future()
         self._queue.append(_Item(inputs, rows, batch_key(inputs), loop.time(), future))
         self._queued_rows += rows
         self._wake.set()
         return await future
+
+    async def _run_alone(self, inputs: dict[str, Array], rows: int) -> dict[str, Array]:
+        self._running = True
+        if self._on_batch is not None:
+            self._on_batch(rows)
+        try:
+            return await self._runtime.predict(inputs)
+        except InferenceFailed:
+            raise
+        except Exception:  # the same boundary as the worker's
+            log.exception("model run failed")
+            raise InferenceFailed("model run failed") from None
+        finally:
+            self._running = False
+            if self._queue:
+                self._wake.set()
 
     async def close(self) -> None:
         """Finish every queued request, then stop the worker."""
@@ -193,12 +221,17 @@ class Batcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self._running:  # a lone request is running in its own task; it wakes us after
+                self._wake.clear()
+                await self._wake.wait()
+                continue
             await self._gather()
             batch = take_batch(self._queue, self._max_rows, self._batchable)
             counts = [it.rows for it in batch]
             self._queued_rows -= sum(counts)
             if self._on_batch is not None:
                 self._on_batch(sum(counts))
+            self._running = True
             try:
                 outputs = await self._runtime.predict(concat_inputs(batch))
                 parts = split_outputs(outputs, counts) if len(batch) > 1 else [outputs]
@@ -210,6 +243,8 @@ class Batcher:
                     if not it.future.done():
                         it.future.set_exception(InferenceFailed(message))
                 continue
+            finally:
+                self._running = False
             for it, part in zip(batch, parts, strict=True):
                 if not it.future.done():
                     it.future.set_result(part)

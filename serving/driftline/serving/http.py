@@ -137,6 +137,8 @@ class ServerState:
     max_body_bytes: int
     connections: set[_Connection] = field(default_factory=set)
     closing: bool = False
+    pending: int = 0
+    """Requests parsed and not yet answered, over all connections."""
     idle: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -185,6 +187,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self._state.pending -= len(self._queue)  # parsed, never to be answered
+        self._queue.clear()
         self._state.connections.discard(self)
         if not self._state.connections:
             self._state.idle.set()
@@ -235,6 +239,7 @@ class _Connection(asyncio.Protocol):
         request = Request(method, path, query, self._headers, b"".join(self._body))
         keep_alive = self._parser.should_keep_alive() and not self._state.closing
         self._queue.append(_Pending(request, keep_alive))
+        self._state.pending += 1
         if len(self._queue) >= MAX_PIPELINED and self._transport and not self._paused:
             self._paused = True
             self._transport.pause_reading()
@@ -256,6 +261,7 @@ class _Connection(asyncio.Protocol):
                     )
                     response = json_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
                 keep_alive = pending.keep_alive and not self._state.closing
+                self._state.pending -= 1
                 self._write(response, keep_alive)
                 if not keep_alive:
                     self._close()
@@ -286,6 +292,7 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, status: HTTPStatus, message: str) -> None:
         """Answer a request we could not parse or accept, then close the connection."""
+        self._state.pending -= len(self._queue)
         self._queue.clear()
         self._write(json_error(status, message), keep_alive=False)
         self._close()
@@ -326,6 +333,15 @@ class HttpServer:
         self._max_body_bytes = max_body_bytes
         self._server: asyncio.Server | None = None
         self._state: ServerState | None = None
+
+    @property
+    def pending(self) -> int:
+        """Requests received (fully parsed) and not yet answered, over all connections.
+
+        An app can read it to tell a lone request from a burst: the model server runs a lone
+        request at once instead of queueing it for the batcher.
+        """
+        return self._state.pending if self._state is not None else 0
 
     @property
     def port(self) -> int:

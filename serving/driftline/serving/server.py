@@ -151,6 +151,7 @@ class ModelServer:
         self._max_delay_s = max_delay_s
         self._shipper = shipper
         self._batcher: Batcher | None = None
+        self._pending: Callable[[], int] = lambda: 2
         self._not_ready_reason = "the model is loading"
         self._inflight = 0
         self._ids = 0
@@ -169,6 +170,14 @@ class ModelServer:
             self._exact[("GET", base)] = Match("model_metadata", params)
             self._exact[("GET", base + "/ready")] = Match("model_ready", params)
         metrics.watch(lambda: self.queued_rows, lambda: self._inflight)
+
+    def watch_pending(self, pending: Callable[[], int]) -> None:
+        """Read how many requests the HTTP server holds (:attr:`HttpServer.pending`).
+
+        With exactly one (this one), an idle batcher runs it at once instead of queueing it.
+        Without a probe every request goes through the queue.
+        """
+        self._pending = pending
 
     @property
     def ready(self) -> bool:
@@ -282,7 +291,7 @@ class ModelServer:
             req = parse_infer_request(
                 request.body, signature, self._policy, header_length=header_length
             )
-            outputs = await batcher.submit(req.inputs, req.rows)
+            outputs = await batcher.submit(req.inputs, req.rows, alone=self._pending() <= 1)
             specs = (
                 signature.outputs
                 if req.outputs is None
@@ -405,6 +414,7 @@ async def run(settings: ServerSettings) -> None:
     wiring = build(settings, registry)
     app, shipper = wiring.app, wiring.shipper
     http = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes)
+    app.watch_pending(lambda: http.pending)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -159,6 +159,21 @@ async def test_answering_malformed_http_with_400_and_closing(server: HttpServer)
     writer.close()
 
 
+async def test_counting_pending_requests_back_to_zero(server: HttpServer) -> None:
+    reader, writer = await _connect(server)
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    await _read_response(reader)
+    await _read_response(reader)
+    assert server.pending == 0
+    writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    writer.close()  # the client goes away with its request unanswered
+    deadline = asyncio.get_running_loop().time() + DEADLINE_S
+    while server.pending != 0:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.01)  # polling interval of a wait-with-deadline
+
+
 async def test_answering_a_failing_handler_with_500_and_staying_up(server: HttpServer) -> None:
     reader, writer = await _connect(server)
     writer.write(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -187,3 +187,19 @@ async def test_batched_onnx_outputs_equal_unbatched_calls(
             assert out["probabilities"].tobytes() == proba.tobytes()
         else:
             np.testing.assert_allclose(out["probabilities"], proba, rtol=1e-6, atol=1e-6)
+
+
+async def test_running_a_lone_request_at_once_on_an_idle_batcher() -> None:
+    runtime = FakeRuntime(SIG, _affine)
+    batches: list[int] = []
+    batcher = _batcher(runtime, on_batch=batches.append)
+    x = np.ones((2, 3), dtype=np.float32)
+    out = await batcher.submit({"x": x}, 2, alone=True)
+    assert out["y"].tolist() == (x * 2 + 1).tolist()
+    assert runtime.calls == [2]
+    assert batches == [2]
+    # a burst still coalesces: only the first may run alone, the rest queue behind it
+    results = await asyncio.gather(*(batcher.submit({"x": x}, 2) for _ in range(6)))
+    await batcher.close()
+    assert all(r["y"].shape == (2, 3) for r in results)
+    assert len(runtime.calls) < 1 + 6

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import pytest
-import tritonclient.http as httpclient
 from onnx import TensorProto, helper, numpy_helper
 
 from driftline.serving.records import MEDIA_TYPE, RECORDS_PATH, decode
@@ -102,7 +102,8 @@ def test_finishing_in_flight_work_and_flushing_records_on_sigterm(
 ) -> None:
     model = tmp_path / "slow.onnx"
     model.write_bytes(_slow_model())
-    # records only flush on size or after 60 s: what the monitor gets comes from the SIGTERM flush
+    # records only flush on size or after 60 s: what the monitor gets comes from the SIGTERM flush;
+    # --offload keeps the event loop free to answer /metrics while the model runs
     server = serve(
         "--model",
         str(model),
@@ -114,22 +115,40 @@ def test_finishing_in_flight_work_and_flushing_records_on_sigterm(
         "60000",
         "--max-request-rows",
         "4096",
+        "--offload",
     )
     rows = np.ones((2048, WIDTH), dtype=np.float32)
     result: dict[str, object] = {}
 
     def call() -> None:
-        client = httpclient.InferenceServerClient(
-            f"127.0.0.1:{server.port}", network_timeout=60.0, connection_timeout=60.0
+        # the binary tensor extension by hand over httpx: tritonclient's gevent client holds the
+        # GIL in a thread long enough to starve the polling below
+        header = orjson.dumps(
+            {
+                "id": "in-flight",
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": list(rows.shape),
+                        "datatype": "FP32",
+                        "parameters": {"binary_data_size": rows.nbytes},
+                    }
+                ],
+                "outputs": [{"name": "y", "parameters": {"binary_data": True}}],
+            }
         )
         try:
-            inp = httpclient.InferInput("x", list(rows.shape), "FP32")
-            inp.set_data_from_numpy(rows)
-            result["y"] = client.infer("slow", [inp], request_id="in-flight").as_numpy("y")
+            with httpx.Client(timeout=120) as client:
+                response = client.post(
+                    server.url + "/v2/models/slow/infer",
+                    content=header + rows.tobytes(),
+                    headers={"inference-header-content-length": str(len(header))},
+                )
+            assert response.status_code == 200, response.text[:300]
+            length = int(response.headers["inference-header-content-length"])
+            result["y"] = np.frombuffer(response.content[length:], np.float32).reshape(rows.shape)
         except Exception as exc:  # surfaced by the assertions below
             result["error"] = exc
-        finally:
-            client.close()
 
     thread = threading.Thread(target=call)
     thread.start()

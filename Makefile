@@ -69,8 +69,7 @@ test-integration: $(STAMP) ## real processes on 127.0.0.1 and the Kubernetes API
 test: lint typecheck check-generated ## everything CI runs: lint, types, generated files, all tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: ## every benchmark, side by side with the peers (slow; writes bench/results/)
-	@echo "see the bench-* targets"
+bench: bench-serving bench-drift bench-router bench-operator ## every benchmark side by side (slow)
 
 # ------------------------------------------------------------------ model server (issue 3)
 # promtool (Debian's prometheus package) checks the server's /metrics in the tests. Only the one

@@ -456,7 +456,13 @@ def markdown(report: dict[str, object]) -> str:
         f"{report['duration_s']} s per level after a {report['warmup_s']} s warm-up. "
         f"Machine: {report['machine']['cpus']} CPUs, load average before/after "  # type: ignore[index]
         f"{report['machine']['loadavg_before'][0]:.1f}/"  # type: ignore[index]
-        f"{report['machine']['loadavg_after'][0]:.1f} (other work was running on this shared box).",
+        f"{report['machine']['loadavg_after'][0]:.1f}"  # type: ignore[index]
+        + (
+            " (other work was running on this box: read the ratios, not the absolute figures)."
+            if max(report["machine"]["loadavg_before"][0], report["machine"]["loadavg_after"][0])  # type: ignore[index]
+            > report["machine"]["cpus"]  # type: ignore[index]
+            else "."
+        ),
         "",
         "| server | "
         + " | ".join(f"c={c} req/s | c={c} p50 ms | c={c} p99 ms" for c in levels)

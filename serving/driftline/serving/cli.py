@@ -19,8 +19,8 @@ import typing
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
+from driftline.serving.flags import settings_from_flags
 from driftline.serving.settings import ServerSettings
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -72,17 +72,7 @@ def _option_for(field_name: str) -> click.Option:
 
 
 def _serve(**flags: object) -> None:
-    given = {k: v for k, v in flags.items() if v is not None}
-    try:
-        settings = ServerSettings(**given)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
-            if e["loc"]
-            else e["msg"]
-            for e in exc.errors()
-        )
-        raise click.UsageError(problems) from None
+    settings = settings_from_flags(ServerSettings, flags)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

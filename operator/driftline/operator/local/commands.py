@@ -33,18 +33,10 @@ ANSWER_TIMEOUT_S = 15.0
 
 
 def _settings(**given: Any) -> Any:
-    from pydantic import ValidationError
-
     from driftline.operator.local.settings import LocalSettings
+    from driftline.serving.flags import settings_from_flags
 
-    try:
-        return LocalSettings(**{k: v for k, v in given.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise click.UsageError(problems) from None
+    return settings_from_flags(LocalSettings, given)
 
 
 def _load(files: tuple[Path, ...], *, check_references: bool = True) -> Any:

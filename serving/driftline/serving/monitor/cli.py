@@ -427,21 +427,10 @@ def _settings_option(field_name: str) -> click.Option:
 def _monitor(**flags: object) -> None:
     import logging
 
-    from pydantic import ValidationError
-
+    from driftline.serving.flags import settings_from_flags
     from driftline.serving.monitor.settings import MonitorSettings
 
-    given = {k: v for k, v in flags.items() if v is not None}
-    try:
-        settings = MonitorSettings(**given)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
-            if e["loc"]
-            else e["msg"]
-            for e in exc.errors()
-        )
-        raise click.UsageError(problems) from None
+    settings = settings_from_flags(MonitorSettings, flags)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

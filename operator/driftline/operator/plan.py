@@ -15,12 +15,19 @@ Rules:
   and the shadow's to its mirror percent (``ceil``, at least one pod): a 10% canary of a
   2..20-pod HPA scales within 1..2. Each variant gets its own HPA, so a canary leak never inflates
   the stable fleet.
+- Drain: when a rollout ends (promotion, rollback, abort, revert, supersede) the slot that carried
+  the target (``<dep>-canary`` or ``<dep>-shadow``) loses its traffic but stays rendered, at
+  weight 0 (mirror 0) and at the size it had, while ``status.rollout.drainSlot`` names it: requests
+  in flight finish and routers still holding the previous route table reach live pods. The rollout
+  state machine clears ``drainSlot`` once ``spec.rollout.drain`` has passed; the next reconcile
+  renders without it and the slot is pruned. A slot a live variant uses again wins over the drain;
+  a drained Model that no longer exists is simply not rendered (nothing left to drain).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,6 +84,8 @@ class VariantPlan:
     replicas: int
     """Fixed pod count; ignored when ``autoscaling`` is set (the HPA owns replicas then)."""
     autoscaling: AutoscalingBounds | None
+    draining: bool = False
+    """True for a slot kept running with no traffic until its drain ends (weight and mirror 0)."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,7 @@ class Topology:
     pod: PodOverrides
 
     def variant(self, role: Role) -> VariantPlan | None:
-        """The variant playing ``role``, if any."""
+        """The variant playing ``role``, if any (a draining slot included)."""
         return next((v for v in self.variants if v.role == role), None)
 
     @property
@@ -152,12 +161,39 @@ def _lookup(models: Mapping[str, Model], name: str, role: Role) -> ModelRef:
     return model_ref(model)
 
 
-def desired(deployment: Deployment, models: Mapping[str, Model]) -> Topology:
+def _drain_variant(
+    deployment: Deployment, models: Mapping[str, Model], live: Sequence[VariantPlan]
+) -> VariantPlan | None:
+    """The slot ``status.rollout.drainSlot`` keeps at weight 0, unless a live variant uses it."""
+    status = deployment.status
+    slot = status.rollout.drain_slot if status is not None and status.rollout else None
+    if slot is None or any(v.role == slot.role for v in live):
+        return None
+    model = models.get(slot.model)
+    if model is None:
+        return None  # the Model is gone: nothing left to keep running
+    return VariantPlan(
+        role=slot.role,
+        model=model_ref(model),
+        weight=0,
+        mirror_percent=0,
+        replicas=_replicas(deployment, slot.percent),
+        autoscaling=_bounds(deployment, slot.percent),
+        draining=True,
+    )
+
+
+def desired(
+    deployment: Deployment, models: Mapping[str, Model], *, drain_slots: bool = True
+) -> Topology:
     """The topology a Deployment should have now, given its rollout state in status.
 
     Args:
         deployment: the parsed Deployment (spec plus the rollout state in its status).
         models: the parsed Models it references, by name (stable, canary and shadow models).
+        drain_slots: render the slot ``status.rollout.drainSlot`` keeps at weight 0 (the
+            cluster, where variants are Deployments named by role). Local mode passes False: it
+            keeps a drained Model's processes by model name (``rollout.traffic(state).draining``).
 
     Returns:
         The desired topology.
@@ -204,6 +240,10 @@ def desired(deployment: Deployment, models: Mapping[str, Model]) -> Topology:
                 autoscaling=_bounds(deployment, mirror),
             )
         )
+    drain = _drain_variant(deployment, models, variants) if drain_slots else None
+    if drain is not None:
+        variants.append(drain)
+        variants.sort(key=lambda v: ROLES.index(v.role))
     monitor = spec.monitor
     return Topology(
         name=deployment.metadata.name,
@@ -226,4 +266,6 @@ def referenced_models(deployment: Deployment) -> tuple[str, ...]:
     found = [deployment.spec.model]
     if status is not None:
         found += [m for m in (status.stable_model, status.canary_model, status.shadow_model) if m]
+        if status.rollout is not None and status.rollout.drain_slot is not None:
+            found.append(status.rollout.drain_slot.model)
     return tuple(dict.fromkeys(found))

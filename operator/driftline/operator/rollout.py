@@ -69,6 +69,7 @@ __all__ = [
     "Command",
     "Decision",
     "DecisionKind",
+    "DrainSlot",
     "Policy",
     "RolloutState",
     "ShadowPolicy",
@@ -87,9 +88,10 @@ __all__ = [
     "wake_at",
 ]
 
-DEFAULT_DRAIN_S: Final = 10.0
+DEFAULT_DRAIN_S: Final = 30.0
 """Seconds a removed variant keeps running with no traffic, so requests in flight finish and every
-router replica has picked up the new route table (route changes apply within seconds)."""
+router replica has picked up the new route table (``spec.rollout.drain``; Argo Rollouts' default
+``scaleDownDelaySeconds`` is the same 30 s)."""
 
 PAUSE_NO_DATA: Final = "NoData"
 """Automatic hold: the last tick had too little data under ``noData: pause``; clears itself when a
@@ -214,6 +216,28 @@ class Stage(StrEnum):
 
 
 @dataclass(frozen=True)
+class DrainSlot:
+    """A variant slot (the cluster's ``<dep>-canary`` or ``<dep>-shadow``) kept with no traffic.
+
+    When a rollout ends (promotion, rollback, abort, revert, supersede) the slot that carried the
+    target loses its traffic. Its pods keep running, at weight 0 and at the size they had, until
+    ``RolloutState.drain_until``, so requests in flight finish and routers still holding the old
+    route table reach live pods; then the plan stops rendering it and it is pruned.
+
+    Attributes:
+        role: the slot: ``canary`` or ``shadow``.
+        model: the Model its pods run (the promoted model after a promotion, the target after a
+            rollback).
+        percent: the weight (canary) or mirror percent (shadow) it served last: sizes it while it
+            drains.
+    """
+
+    role: Literal["canary", "shadow"]
+    model: str
+    percent: int
+
+
+@dataclass(frozen=True)
 class RolloutState:
     """The rollout state of one Deployment: a plain value stored in its status.
 
@@ -235,8 +259,11 @@ class RolloutState:
         last_analysis: the last analysis tick consumed.
         commands: ids of the last ``MAX_REMEMBERED_COMMANDS`` commands applied, newest last: a
             command whose id is among them is not applied again.
-        draining: a Model that lost its traffic and keeps running until ``drain_until``.
-        drain_until: when ``draining`` may be removed.
+        draining: a Model that lost its traffic and keeps running until ``drain_until`` (local
+            mode keeps its processes; history reports it drained).
+        drain_until: when ``draining`` (and ``drain_slot``) may be removed.
+        drain_slot: the variant slot kept at weight 0 until ``drain_until`` (the plan renders it;
+            None when no slot lost traffic, e.g. a direct rollout).
     """
 
     stable: str | None = None
@@ -256,6 +283,7 @@ class RolloutState:
     commands: tuple[str, ...] = ()
     draining: str | None = None
     drain_until: datetime | None = None
+    drain_slot: DrainSlot | None = None
 
     @property
     def active(self) -> bool:
@@ -566,7 +594,7 @@ def wake_at(state: RolloutState, policy: Policy, now: datetime) -> datetime | No
         a human).
     """
     times: list[datetime] = []
-    if state.draining and state.drain_until:
+    if (state.draining or state.drain_slot) and state.drain_until:
         times.append(state.drain_until)
     due = analysis_due(state, policy)
     if due is not None:
@@ -607,12 +635,59 @@ class _Log:
         self.items.append(Decision(kind, reason, message, src, state.target, state.weight))
 
 
-def _drain(state: RolloutState, model: str | None, now: datetime, policy: Policy) -> RolloutState:
-    """Mark ``model`` as draining, unless it still serves or is draining already."""
-    if model is None or model in (state.stable, state.target) or model == state.draining:
-        return state
+def _drain_end(now: datetime, policy: Policy) -> datetime:
+    return now + timedelta(seconds=max(policy.drain_s, 0.0))
+
+
+def _drain(
+    state: RolloutState,
+    model: str | None,
+    slot: DrainSlot | None,
+    now: datetime,
+    policy: Policy,
+) -> RolloutState:
+    """Mark ``model`` as draining (unless it still serves or drains already) and ``slot`` as kept.
+
+    Both end at one ``drain_until``: starting a new drain restarts the clock for both.
+    """
+    s = state
+    if model is not None and model not in (s.stable, s.target) and model != s.draining:
+        s = replace(s, draining=model, drain_until=_drain_end(now, policy))
+    if slot is not None:
+        s = replace(s, drain_slot=slot, drain_until=_drain_end(now, policy))
+    return s
+
+
+def _vacated(state: RolloutState) -> DrainSlot | None:
+    """The slot the target serves from now, which loses its traffic when the rollout ends."""
+    if state.target is None:
+        return None
+    if state.stage == Stage.CANARY:
+        return DrainSlot("canary", state.target, state.weight)
+    if state.stage == Stage.SHADOW:
+        return DrainSlot("shadow", state.target, state.mirror)
+    return None
+
+
+def _closed(state: RolloutState, reason: str, message: str) -> RolloutState:
+    """``state`` with no rollout in progress: only stable serves, every rollout timer cleared.
+
+    The one place that spells out "Idle" (first deploy, direct switch, promotion, spec revert),
+    so no transition forgets a field.
+    """
     return replace(
-        state, draining=model, drain_until=now + timedelta(seconds=max(policy.drain_s, 0.0))
+        state,
+        target=None,
+        stage=Stage.IDLE,
+        step=None,
+        weight=0,
+        mirror=0,
+        pause=None,
+        reason=reason,
+        message=message,
+        stage_started_at=None,
+        progress_at=None,
+        failures=0,
     )
 
 
@@ -660,23 +735,9 @@ def _start(
     """Start a rollout of ``desired`` over the current stable."""
     stable = state.stable
     if policy.strategy == "direct":
-        done = replace(
-            state,
-            stable=desired,
-            target=None,
-            stage=Stage.IDLE,
-            step=None,
-            weight=0,
-            mirror=0,
-            pause=None,
-            reason="DirectRollout",
-            message=f"switched from {stable} to {desired} at once (strategy direct)",
-            started_at=now,
-            stage_started_at=None,
-            progress_at=None,
-            failures=0,
-        )
-        done = _drain(done, stable, now, policy)
+        message = f"switched from {stable} to {desired} at once (strategy direct)"
+        done = _closed(replace(state, stable=desired, started_at=now), "DirectRollout", message)
+        done = _drain(done, stable, None, now, policy)
         log.items.append(
             Decision(DecisionKind.PROMOTED, "DirectRollout", done.message, stable, desired, 0)
         )
@@ -704,22 +765,8 @@ def _promote(
 ) -> RolloutState:
     old, new = state.stable, state.target
     message = f"{new} promoted to stable, replacing {old} ({reason})"
-    done = replace(
-        state,
-        stable=new,
-        target=None,
-        stage=Stage.IDLE,
-        step=None,
-        weight=0,
-        mirror=0,
-        pause=None,
-        reason=reason,
-        message=message,
-        stage_started_at=None,
-        progress_at=None,
-        failures=0,
-    )
-    done = _drain(done, old, now, policy)
+    done = _closed(replace(state, stable=new), reason, message)
+    done = _drain(done, old, _vacated(state), now, policy)
     log.items.append(Decision(DecisionKind.PROMOTED, reason, message, old, new, 0))
     return done
 
@@ -747,7 +794,8 @@ def _roll_back(
         stage_started_at=None,
         progress_at=None,
         draining=target,
-        drain_until=now + timedelta(seconds=max(policy.drain_s, 0.0)),
+        drain_until=_drain_end(now, policy),
+        drain_slot=_vacated(state),
     )
     log.items.append(Decision(kind, reason, message, target, target, 0))
     return done
@@ -861,19 +909,8 @@ def _reconcile_desired(
     if desired is None:
         return state
     if state.stable is None:
-        done = replace(
-            state,
-            stable=desired,
-            target=None,
-            stage=Stage.IDLE,
-            step=None,
-            weight=0,
-            mirror=0,
-            pause=None,
-            reason="InitialDeploy",
-            message=f"{desired} deployed (first model: nothing to compare with)",
-            started_at=now,
-        )
+        message = f"{desired} deployed (first model: nothing to compare with)"
+        done = _closed(replace(state, stable=desired, started_at=now), "InitialDeploy", message)
         log.items.append(
             Decision(DecisionKind.DEPLOYED, "InitialDeploy", done.message, None, desired)
         )
@@ -897,7 +934,7 @@ def _reconcile_desired(
             Decision(DecisionKind.SUPERSEDED, "ModelChanged", message, old, desired, 0)
         )
         cleared = replace(state, target=None, stage=Stage.IDLE, weight=0, mirror=0, pause=None)
-        state = _drain(cleared, old, now, policy)
+        state = _drain(cleared, old, _vacated(state), now, policy)
     return _start(state, policy, desired, now, log)
 
 
@@ -913,21 +950,7 @@ def _to_idle(
     """The spec asks for the stable model again: close the rollout, everything on stable."""
     target = state.target
     message = f"spec.model is {state.stable} again: {target} removed, all traffic on stable"
-    idle = replace(
-        state,
-        target=None,
-        stage=Stage.IDLE,
-        step=None,
-        weight=0,
-        mirror=0,
-        pause=None,
-        reason=reason,
-        message=message,
-        stage_started_at=None,
-        progress_at=None,
-        failures=0,
-    )
-    idle = _drain(idle, target, now, policy)
+    idle = _drain(_closed(state, reason, message), target, _vacated(state), now, policy)
     log.items.append(Decision(kind, reason, message, target, state.stable, 0))
     return idle
 
@@ -1011,15 +1034,16 @@ def _advance(
 
 
 def _finish_drain(state: RolloutState, now: datetime, log: _Log) -> RolloutState:
-    if state.draining is None:
+    if state.draining is None and state.drain_slot is None:
         return state
     if state.drain_until is not None and now < state.drain_until:
         return state
-    message = f"{state.draining} drained and removed"
-    log.items.append(
-        Decision(DecisionKind.DRAINED, "Drained", message, state.draining, None, state.weight)
-    )
-    return replace(state, draining=None, drain_until=None)
+    if state.draining is not None:
+        message = f"{state.draining} drained and removed"
+        log.items.append(
+            Decision(DecisionKind.DRAINED, "Drained", message, state.draining, None, state.weight)
+        )
+    return replace(state, draining=None, drain_until=None, drain_slot=None)
 
 
 # --------------------------------------------------------------------------------------------- step
@@ -1066,6 +1090,11 @@ def step(
     if s.active:
         s = _advance(s, policy, analysis, now, log)
     if s.draining is not None and s.draining in (s.stable, s.target if s.active else None):
-        s = replace(s, draining=None, drain_until=None)  # live again: never drain what serves
+        s = replace(s, draining=None)  # live again: never drain what serves
+    slot = s.drain_slot
+    if slot is not None and s.active and slot.role == s.stage.value.lower():
+        s = replace(s, drain_slot=None)  # the slot carries the (new) target again
+    if s.draining is None and s.drain_slot is None:
+        s = replace(s, drain_until=None)
     s = _finish_drain(s, now, log)  # last: a drain that starts and ends now is done in this call
     return s, tuple(log.items)

@@ -56,12 +56,16 @@ from driftline.operator.api.deployment import (
     Variant,
     VariantStatus,
 )
+from driftline.operator.api.deployment import (
+    DrainSlot as DrainSlotRecord,
+)
 from driftline.operator.api.meta import parse_duration
 from driftline.operator.conditions import ReadinessState
 from driftline.operator.rollout import (
     PAUSE_ANALYSIS_FAILED,
     PAUSE_DEADLINE,
     Decision,
+    DrainSlot,
     Policy,
     RolloutState,
     ShadowPolicy,
@@ -140,6 +144,7 @@ def policy_from_spec(spec: Rollout) -> Policy:
         failure_limit=spec.analysis.failure_limit,
         on_failure=spec.on_failure,
         progress_deadline_s=parse_duration(spec.progress_deadline),
+        drain_s=parse_duration(spec.drain),
     )
 
 
@@ -253,6 +258,11 @@ def state_from_status(status: DeploymentStatus | None, policy: Policy) -> Rollou
         commands=tuple(record.commands),
         draining=record.draining,
         drain_until=record.drain_until,
+        drain_slot=(
+            DrainSlot(record.drain_slot.role, record.drain_slot.model, record.drain_slot.percent)
+            if record.drain_slot is not None
+            else None
+        ),
     )
 
 
@@ -466,6 +476,15 @@ def write_status(
         commands=list(state.commands),
         draining=state.draining,
         drain_until=state.drain_until,
+        drain_slot=(
+            DrainSlotRecord(
+                role=state.drain_slot.role,
+                model=state.drain_slot.model,
+                percent=state.drain_slot.percent,
+            )
+            if state.drain_slot is not None
+            else None
+        ),
     )
     return base.model_copy(
         update={

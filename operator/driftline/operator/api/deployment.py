@@ -37,6 +37,7 @@ __all__ = [
     "DeploymentPhase",
     "DeploymentSpec",
     "DeploymentStatus",
+    "DrainSlot",
     "HistoryEntry",
     "MonitorSettings",
     "PerformanceCheck",
@@ -264,6 +265,11 @@ class Rollout(ApiModel):
     waiting for pods or samples, before it fails with ``ProgressDeadlineExceeded`` (handled per
     ``onFailure``: rolled back, or held and marked Stalled); time paused by a human or waiting for
     approval does not count (default ``10m``)."""
+
+    drain: Duration = "30s"
+    """How long a variant that lost its traffic (the canary slot after a promotion or rollback)
+    keeps running with no traffic before it is removed, so requests in flight finish and every
+    router has the new route table (default ``30s``; ``0s`` removes it at once)."""
 
     @field_validator("steps")
     @classmethod
@@ -499,6 +505,19 @@ class HistoryEntry(ApiModel):
     """The numbers behind the decision, for humans."""
 
 
+class DrainSlot(ApiModel):
+    """A variant kept running with no traffic after a rollout ended, until its drain is over."""
+
+    role: Literal["canary", "shadow"]
+    """The variant: ``canary`` or ``shadow``."""
+
+    model: str
+    """The Model its pods run."""
+
+    percent: Annotated[int, Field(ge=0, le=100)] = 0
+    """The weight (or mirror percent) it served last: sizes it while it drains."""
+
+
 class RolloutRecord(ApiModel):
     """The rollout state machine's bookkeeping (``driftline.operator.rollout``).
 
@@ -533,7 +552,10 @@ class RolloutRecord(ApiModel):
     """A Model that lost its traffic and keeps running until ``drainUntil``."""
 
     drain_until: datetime | None = None
-    """When ``draining`` is removed."""
+    """When ``draining`` and ``drainSlot`` are removed."""
+
+    drain_slot: DrainSlot | None = None
+    """The variant (``canary`` or ``shadow``) kept at weight 0 until ``drainUntil``."""
 
 
 class DeploymentStatus(StatusBase):

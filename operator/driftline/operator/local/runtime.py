@@ -388,7 +388,7 @@ class LocalRuntime:
             verified_model = await self._verify(model_name)
             if verified_model is not None:
                 models[model_name] = verified_model
-        topology = plan.desired(self._deployment(name), models)
+        topology = plan.desired(self._deployment(name), models, drain_slots=False)
         await self._actuate(name, rt, topology, rollout.traffic(state).draining)
         self._statuses[name] = self._observed(name, rt, topology)
         if problem is not None:

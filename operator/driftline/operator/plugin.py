@@ -173,9 +173,10 @@ VERB_EFFECTS: Mapping[str, str] = {
 def advice(verb: Verb, deployment: Deployment) -> str | None:
     """Why the operator will ignore ``verb`` given what the status shows, or ``None`` if it applies.
 
-    Advisory only (the operator decides, from its own state): it mirrors the applicability rules
-    of ``driftline.operator.rollout``, so a user learns at once that, e.g., there is nothing to
-    promote, instead of finding a ``CommandIgnored`` line in the history later.
+    Advisory only (the operator decides, from its own state): it reads the state back from the
+    status exactly as the operator does and asks ``rollout.command_blocker``, the rule the
+    operator applies, so a user learns at once that, e.g., there is nothing to promote, instead
+    of finding a ``CommandIgnored`` line in the history later.
 
     Args:
         verb: the command sent.
@@ -184,43 +185,18 @@ def advice(verb: Verb, deployment: Deployment) -> str | None:
     Returns:
         A sentence, or ``None``.
     """
-    from driftline.operator.rollout import (
-        PAUSE_ANALYSIS_FAILED,
-        PAUSE_APPROVAL,
-        PAUSE_DEADLINE,
-        PAUSE_MANUAL,
-    )
+    from driftline.operator.rollout import Policy, command_blocker
+    from driftline.operator.rollout_status import state_from_status
 
     s = deployment.status
     if s is None:
         return "the operator has not reported a status yet: is it running?"
-    record = s.rollout
-    stage = (
-        record.stage
-        if record is not None
-        else "Canary"
-        if s.canary_model
-        else "Shadow"
-        if s.shadow_model
-        else "Idle"
-    )
-    target = (record.target if record is not None else None) or s.canary_model or s.shadow_model
-    active = stage in ("Shadow", "Canary")
-    held = s.pause_reason in {PAUSE_MANUAL, PAUSE_APPROVAL, PAUSE_ANALYSIS_FAILED, PAUSE_DEADLINE}
-    phase = s.phase or "Pending"
-    why = None
-    if verb == "promote" and (target is None or stage == "Idle"):
-        why = "there is no rollout to promote"
-    elif verb == "abort" and not active:
-        why = "there is no rollout in progress"
-    elif verb == "retry" and not (active or (stage == "Aborted" and target is not None)):
-        why = "there is no rollout to retry"
-    elif verb == "pause" and (not active or held):
-        why = "there is no running rollout to pause"
-    elif verb == "resume" and (not active or not held):
-        why = "there is no paused rollout to resume"
+    state = state_from_status(s, Policy())
+    why = command_blocker(state, verb)
     if why is None:
         return None
+    phase, stage = s.phase or "Pending", state.stage.value
+    why = f"there is {why}"
     return f"{why} (phase {phase}, stage {stage}): the operator will record it as CommandIgnored"
 
 

@@ -80,6 +80,7 @@ __all__ = [
     "analysis_due",
     "analysis_request",
     "cast_verb",
+    "command_blocker",
     "command_patch",
     "new_command_id",
     "parse_command",
@@ -850,6 +851,37 @@ def _next(
     return moved
 
 
+def command_blocker(state: RolloutState, verb: Verb) -> str | None:
+    """Why ``verb`` does not apply to ``state``, or None when it does.
+
+    The one statement of each command's applicability: ``step`` records a ``CommandIgnored``
+    decision with this text, and ``kubectl driftline`` warns with it right after sending.
+
+    Args:
+        state: the rollout state.
+        verb: the command.
+
+    Returns:
+        A short phrase (``"no rollout to promote"``) or None.
+    """
+    human = state.pause in _HUMAN_PAUSES
+    rules: dict[Verb, tuple[bool, str]] = {
+        "promote": (
+            state.target is not None and state.stage != Stage.IDLE,
+            "no rollout to promote",
+        ),
+        "abort": (state.active, "no rollout in progress"),
+        "retry": (
+            state.active or (state.stage == Stage.ABORTED and state.target is not None),
+            "no rollout to retry",
+        ),
+        "pause": (state.active and not human, "no running rollout to pause"),
+        "resume": (state.active and human, "no paused rollout to resume"),
+    }
+    applies, why = rules[verb]
+    return None if applies else why
+
+
 def _command(
     state: RolloutState, policy: Policy, command: Command, now: datetime, log: _Log
 ) -> RolloutState:
@@ -857,13 +889,12 @@ def _command(
         return state
     s = replace(state, commands=(*state.commands, command.id)[-MAX_REMEMBERED_COMMANDS:])
     verb = command.verb
+    blocker = command_blocker(s, verb)
+    if blocker is not None:
+        return _ignored(s, command, blocker, log)
     if verb == "promote":
-        if s.target is None or s.stage == Stage.IDLE:
-            return _ignored(s, command, "no rollout to promote", log)
         return _promote(s, policy, now, "ManualPromote", log)
     if verb == "abort":
-        if not s.active:
-            return _ignored(s, command, "no rollout in progress", log)
         return _roll_back(
             s,
             policy,
@@ -874,24 +905,17 @@ def _command(
             log=log,
         )
     if verb == "retry":
-        if s.active or (s.stage == Stage.ABORTED and s.target is not None):
-            retried = _enter_stage(s, policy, now, index=s.step)
-        else:
-            return _ignored(s, command, "no rollout to retry", log)
+        retried = _enter_stage(s, policy, now, index=s.step)
         where = "shadow" if retried.step is None else _step_label(retried.step, policy)
         message = f"retrying {retried.target} from {where}"
         retried = replace(retried, reason="ManualRetry", message=message)
         log.add(retried, DecisionKind.RETRIED, "ManualRetry", message, src=s.stable)
         return retried
     if verb == "pause":
-        if not s.active or s.pause in _HUMAN_PAUSES:
-            return _ignored(s, command, "no running rollout to pause", log)
         paused = replace(s, pause=PAUSE_MANUAL, reason=PAUSE_MANUAL, message="paused by command")
         log.add(paused, DecisionKind.PAUSED, PAUSE_MANUAL, paused.message, src=s.stable)
         return paused
     # resume
-    if not s.active or s.pause not in _HUMAN_PAUSES:
-        return _ignored(s, command, "no paused rollout to resume", log)
     if s.pause == PAUSE_APPROVAL:
         return _next(replace(s, pause=None), policy, now, "Approved", log)
     resumed = _enter_stage(s, policy, now, index=s.step)

@@ -87,19 +87,18 @@ def start_fake(logdir: Path, name: str, *extra: str) -> Proc:
 
 
 def start_router(
-    logdir: Path, table: Path, *, admin: bool = False, env: dict[str, str] | None = None
+    logdir: Path,
+    table: Path | None,
+    *,
+    admin: bool = False,
+    env: dict[str, str] | None = None,
+    source: list[str] | None = None,
 ) -> Proc:
+    """Start ``driftline route`` with ``--table table`` (or the ``source`` flags instead)."""
     port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "driftline.operator",
-        "route",
-        "--table",
-        str(table),
-        "--port",
-        str(port),
-    ]
+    args = [sys.executable, "-m", "driftline.operator", "route"]
+    args += source if source is not None else ["--table", str(table)]
+    args += ["--port", str(port)]
     admin_port = 0
     if admin:
         admin_port = free_port()

@@ -10,6 +10,8 @@ Modules, from pure to I/O:
 - :mod:`.upstream`: the keep-alive HTTP/1.1 client pools to the model servers.
 - :mod:`.proxy`: the request path: split, forward, retry, mirror, feedback.
 - :mod:`.admin`, :mod:`.watch`: table changes through the admin port and the watched file.
+- :mod:`.configmap` (pure) and :mod:`.kubewatch` (its HTTP edge): the table in a ConfigMap,
+  watched through the Kubernetes API (``--table-configmap``).
 - :mod:`.settings`, :mod:`.main`, :mod:`.cli`: ``driftline route``.
 """
 

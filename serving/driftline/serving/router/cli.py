@@ -20,6 +20,20 @@ import click
     default=None,
     help="Route table file (YAML or JSON), watched for changes. [env DRIFTLINE_ROUTE_TABLE]",
 )
+@click.option(
+    "--table-configmap",
+    default=None,
+    metavar="NAMESPACE/NAME[/KEY]",
+    help="Route table in a ConfigMap key (default key routes.json), watched through the"
+    " Kubernetes API; exclusive with --table. [env DRIFTLINE_ROUTE_TABLE_CONFIGMAP]",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Kubeconfig for --table-configmap outside a pod (default: the pod's service account)."
+    " [env DRIFTLINE_ROUTE_KUBECONFIG]",
+)
 @click.option("--host", default=None, help="Bind address. [default 127.0.0.1]")
 @click.option("--port", type=int, default=None, help="Public OIP port. [default 8000]")
 @click.option(
@@ -31,6 +45,8 @@ import click
 @click.option("--log-level", default=None, help="Logging level. [default INFO]")
 def route(
     table: Path | None,
+    table_configmap: str | None,
+    kubeconfig: Path | None,
     host: str | None,
     port: int | None,
     admin_port: int | None,
@@ -50,6 +66,8 @@ def route(
 
     flags: dict[str, object] = {
         "table": table,
+        "table_configmap": table_configmap,
+        "kubeconfig": kubeconfig,
         "host": host,
         "port": port,
         "admin_port": admin_port,

@@ -1,4 +1,4 @@
-"""Run a router process: load the table, serve the public and admin ports, watch the file.
+"""Run a router process: load the table, serve the public and admin ports, watch the source.
 
 Who uses it: the ``route`` command (:mod:`driftline.serving.router.cli`) calls :func:`run` with
 the one :class:`~driftline.serving.router.settings.RouterSettings` it built.
@@ -10,10 +10,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 
 from prometheus_client import CollectorRegistry
 
 from driftline.serving.http import HttpServer, run_event_loop
+from driftline.serving.router.configmap import ConfigMapError, next_backoff
+from driftline.serving.router.kubewatch import ConfigMapWatch, environment, load_access
 from driftline.serving.router.metrics import RouterMetrics
 from driftline.serving.router.proxy import Router
 from driftline.serving.router.settings import RouterSettings
@@ -27,22 +30,76 @@ class StartupError(Exception):
     """The router cannot start (unreadable or invalid table); the message says why."""
 
 
+async def _first_table(watch: ConfigMapWatch, wait_s: float) -> tuple[str, str]:
+    """LIST until the ConfigMap holds a table (or ``wait_s`` passes): (content, version).
+
+    Raises:
+        StartupError: when no table appears in time (the last problem is named).
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.0
+    while True:
+        try:
+            snapshot = await watch.read()
+        except Exception as exc:  # unreachable, refused, garbled: all retried until the deadline
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            if snapshot.content is not None:
+                return snapshot.content, snapshot.resource_version
+            problem = snapshot.problem or "no table"
+        if time.monotonic() >= deadline:
+            raise StartupError(
+                f"no route table from ConfigMap {watch.ref} in {wait_s:g}s: {problem}"
+            )
+        log.warning("waiting for the route table in ConfigMap %s: %s", watch.ref, problem)
+        delay = next_backoff(delay, 0.2, 5.0)
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))  # retry backoff
+
+
 async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then shut down gracefully.
 
     Raises:
-        StartupError: when the table file is missing or invalid at start.
+        StartupError: when the table (file or ConfigMap) is missing or invalid at start.
     """
-    try:
-        initial = settings.table.read_bytes()
-    except OSError as exc:
-        raise StartupError(f"cannot read route table {settings.table}: {exc}") from None
+    registry = CollectorRegistry()
+    metrics = RouterMetrics(registry)
+    ref = settings.configmap_ref()
+    kube: ConfigMapWatch | None = None
+    version: str | None = None
+    if ref is not None:
+        try:
+            access = load_access(settings.kubeconfig, environment())
+            kube = ConfigMapWatch(
+                access,
+                ref,
+                watch_timeout_s=settings.watch_timeout_s,
+                on_error=lambda reason: metrics.watch_errors.labels(reason).inc(),
+            )
+        except ConfigMapError as exc:
+            raise StartupError(f"--table-configmap {ref}: {exc}") from None
+        try:
+            text, version = await _first_table(kube, settings.table_wait_s)
+        except BaseException:
+            await kube.aclose()
+            raise
+        kube.seen(text)
+        initial: bytes = text.encode()
+        source, where = "configmap", f"ConfigMap {ref}"
+    else:
+        assert settings.table is not None  # the settings validator guarantees one source
+        try:
+            initial = settings.table.read_bytes()
+        except OSError as exc:
+            raise StartupError(f"cannot read route table {settings.table}: {exc}") from None
+        source, where = "file", str(settings.table)
     try:
         table = parse_table(initial)
     except RouteTableError as exc:
-        raise StartupError(f"{settings.table}: {exc}") from None
-    registry = CollectorRegistry()
-    router = Router(table, settings.proxy_config(), RouterMetrics(registry), registry)
+        if kube is not None:
+            await kube.aclose()
+        raise StartupError(f"{where}: {exc}") from None
+    router = Router(table, settings.proxy_config(), metrics, registry)
     public = HttpServer(router.handle, max_body_bytes=settings.max_body_bytes)
     await public.start(settings.host, settings.port)
     admin: HttpServer | None = None
@@ -50,19 +107,23 @@ async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
         admin = HttpServer(router.handle_admin, max_body_bytes=settings.max_body_bytes)
         await admin.start(settings.host, settings.admin_port)
 
-    def reload(content: bytes) -> None:
+    def reload(content: bytes | str) -> None:
         with contextlib.suppress(RouteTableError):  # logged and counted by load()
-            router.load(content, "file")
+            router.load(content, source)
 
-    watcher = asyncio.create_task(
-        watch_file(settings.table, settings.watch_interval_s, reload, initial=initial)
-    )
+    if kube is not None:
+        watcher = asyncio.create_task(kube.run(reload, version))
+    else:
+        assert settings.table is not None
+        watcher = asyncio.create_task(
+            watch_file(settings.table, settings.watch_interval_s, reload, initial=initial)
+        )
     log.info(
         "router listening on http://%s:%d%s; table %s version %d",
         settings.host,
         public.port,
         f" (admin :{admin.port})" if admin is not None else "",
-        settings.table,
+        where,
         table.version,
     )
     try:
@@ -75,6 +136,8 @@ async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
         if admin is not None:
             await admin.shutdown()
         await router.close()
+        if kube is not None:
+            await kube.aclose()
         log.info("router stopped")
 
 

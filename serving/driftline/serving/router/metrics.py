@@ -22,7 +22,10 @@ Names (all ``driftline_router_*``; labels in braces)::
     shadow_agreement_ratio{primary,shadow}   class agreements / class elements since start
     shadow_score_mean_abs_diff{primary,shadow}
     route_table_version                      ``version`` of the live table
-    route_table_reloads_total{source,result} source: file | admin; result: applied | rejected
+    route_table_reloads_total{source,result} source: file | configmap | admin;
+                                             result: applied | rejected
+    route_table_watch_errors_total{reason}   ConfigMap watch failures (each retried); reason:
+                                             connect | http | protocol | expired | missing
     weight_percent{variant}                  live weight; mirror_percent for the shadow
     mirror_percent
     feedback_total{variant,outcome}          outcome: forwarded | failed | no_monitor
@@ -175,6 +178,17 @@ class RouterMetrics:
             ["source", "result"],
             registry=registry,
         )
+        self.watch_errors = Counter(
+            prefix + "route_table_watch_errors",
+            "Failures of the route-table ConfigMap watch, by reason (each one retried).",
+            ["reason"],
+            registry=registry,
+        )
+        for source in ("file", "configmap", "admin"):
+            for result in ("applied", "rejected"):
+                self.reloads.labels(source, result)
+        for reason in ("connect", "http", "protocol", "expired", "missing"):
+            self.watch_errors.labels(reason)
         self.weight = Gauge(
             prefix + "weight_percent",
             "Live traffic weight of a variant in percent.",

@@ -12,6 +12,7 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from driftline.serving.router.configmap import ConfigMapRef, parse_ref
 from driftline.serving.router.health import HealthPolicy
 from driftline.serving.router.proxy import DEFAULT_FEEDBACK_PATH, ProxyConfig
 
@@ -23,8 +24,16 @@ class RouterSettings(BaseSettings):
         env_prefix="DRIFTLINE_ROUTE_", extra="forbid", frozen=True, use_attribute_docstrings=True
     )
 
-    table: Path
+    table: Path | None = None
     """Route table file (YAML or JSON); watched and reloaded on change."""
+    table_configmap: str | None = None
+    """``NAMESPACE/NAME[/KEY]``: a ConfigMap key holding the table, watched through the API."""
+    kubeconfig: Path | None = None
+    """Kubeconfig for ``table_configmap`` outside a pod; none: the pod's service account."""
+    table_wait_s: float = Field(default=30.0, ge=0, le=3600)
+    """At start, how long to wait for the ConfigMap to hold a table before giving up (seconds)."""
+    watch_timeout_s: int = Field(default=300, ge=1, le=3600)
+    """The API server ends each ConfigMap watch after this long; the router re-watches."""
     host: str = "127.0.0.1"
     """Address the public and admin ports bind to."""
     port: int = Field(default=8000, ge=0, le=65535)
@@ -60,6 +69,14 @@ class RouterSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if (self.table is None) == (self.table_configmap is None):
+            raise ValueError(
+                "give exactly one table source: --table FILE or --table-configmap NAMESPACE/NAME"
+            )
+        if self.table_configmap is not None:
+            parse_ref(self.table_configmap)  # raises ConfigMapError (a ValueError) naming the part
+        if self.kubeconfig is not None and self.table_configmap is None:
+            raise ValueError("kubeconfig is only used with --table-configmap")
         if self.admin_port is not None and self.admin_port == self.port and self.port != 0:
             raise ValueError("admin_port must differ from port")
         if self.max_ejection_s < self.ejection_s:
@@ -69,6 +86,10 @@ class RouterSettings(BaseSettings):
         if not self.feedback_path.startswith("/") or self.feedback_path.startswith("/v2"):
             raise ValueError("feedback_path must start with / and not with /v2")
         return self
+
+    def configmap_ref(self) -> ConfigMapRef | None:
+        """The parsed ``table_configmap`` (validated at construction), or None."""
+        return None if self.table_configmap is None else parse_ref(self.table_configmap)
 
     def proxy_config(self) -> ProxyConfig:
         """The proxy's share of the settings."""

@@ -92,6 +92,11 @@ RESOURCES: dict[tuple[str, str], Resource] = {
     ),
     ("policy/v1", "PodDisruptionBudget"): Resource("policy", "v1", "poddisruptionbudgets"),
     ("batch/v1", "Job"): Resource("batch", "v1", "jobs"),
+    ("v1", "ServiceAccount"): Resource("", "v1", "serviceaccounts"),
+    ("rbac.authorization.k8s.io/v1", "Role"): Resource("rbac.authorization.k8s.io", "v1", "roles"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): Resource(
+        "rbac.authorization.k8s.io", "v1", "rolebindings"
+    ),
     **{
         (names.API_VERSION, k.kind): Resource(names.GROUP, names.VERSION, k.plural)
         for k in names.KINDS

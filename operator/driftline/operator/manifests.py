@@ -50,6 +50,9 @@ class Manifest(TypedDict):
     metadata: ObjectMeta
     spec: NotRequired[JsonObject]
     data: NotRequired[dict[str, str]]
+    rules: NotRequired[list[JsonValue]]
+    roleRef: NotRequired[JsonObject]
+    subjects: NotRequired[list[JsonValue]]
 
 
 class ObjectKey(NamedTuple):

@@ -87,8 +87,9 @@ not revert it (it is not in git), and the operator applies each id once
 
 # ------------------------------------------------------------------------------- child objects
 # Children of a Driftline Deployment ``<dep>``: per variant ``<dep>-<variant>`` (apps/v1
-# Deployment, Service, HPA, PDB), the router ``<dep>-router`` (Deployment, PDB), the public Service
-# ``<dep>`` (the endpoint clients call) and the route table ConfigMap ``<dep>-routes``.
+# Deployment, Service, HPA, PDB), the router ``<dep>-router`` (Deployment, PDB, and the
+# ServiceAccount, Role and RoleBinding that let it watch its table), the public Service ``<dep>``
+# (the endpoint clients call) and the route table ConfigMap ``<dep>-routes``.
 MAX_NAME: Final = 63
 """Service names are DNS-1035 labels (63 characters): every child name is kept within that."""
 
@@ -98,8 +99,6 @@ PART_OF_VALUE: Final = "driftline"
 
 ROUTE_TABLE_KEY: Final = "routes.json"
 """Key of the route table in its ConfigMap (JSON, which the router reads as YAML too)."""
-ROUTE_TABLE_DIR: Final = "/etc/driftline/routes"
-"""Where the router pod mounts the route-table ConfigMap."""
 MODEL_DIR: Final = "/models"
 """Where the fetch init container writes the verified model and the server reads it."""
 
@@ -130,6 +129,15 @@ def variant_name(deployment: str, variant: str) -> str:
 def router_name(deployment: str) -> str:
     """Name of the router's workload and PDB: ``<dep>-router``."""
     return _fit(f"{deployment}-router")
+
+
+def router_account_name(deployment: str) -> str:
+    """Name of the router's ServiceAccount, Role and RoleBinding: ``<dep>-router``.
+
+    The router reads its route table through the API with this identity; the Role grants
+    get/list/watch on that one ConfigMap only.
+    """
+    return router_name(deployment)
 
 
 def public_service_name(deployment: str) -> str:

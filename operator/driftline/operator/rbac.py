@@ -6,7 +6,7 @@ or writes (``driftline.operator.k8s.RESOURCES``) and kopf's own needs are covere
 
 from __future__ import annotations
 
-from typing import Final, TypedDict
+from typing import Final, NotRequired, TypedDict
 
 from driftline.operator import names
 
@@ -17,6 +17,7 @@ class PolicyRule(TypedDict):
     apiGroups: list[str]
     resources: list[str]
     verbs: list[str]
+    resourceNames: NotRequired[list[str]]
 
 
 READ: Final = ["get", "list", "watch"]
@@ -39,6 +40,15 @@ RULES: Final[list[PolicyRule]] = [
     {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": WRITE},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": WRITE},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": WRITE},
+    # The router's identity: a ServiceAccount, and a Role + RoleBinding that let it read its
+    # route-table ConfigMap (ROUTER_RULES). Creating that Role needs get/list/watch on
+    # configmaps here (granted above): Kubernetes forbids granting what one does not hold.
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": WRITE},
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["roles", "rolebindings"],
+        "verbs": WRITE,
+    },
     # Retraining Jobs (RetrainPolicy).
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": WRITE},
     # Events for every decision (kopf posts them).
@@ -57,3 +67,20 @@ RULES: Final[list[PolicyRule]] = [
     },
 ]
 """A ClusterRole's rules (bind with a ClusterRoleBinding, or a RoleBinding per namespace)."""
+
+
+def router_rules(route_table: str) -> list[PolicyRule]:
+    """The rules of one router's Role: read its route-table ConfigMap, and nothing else.
+
+    ``driftline route --table-configmap`` LISTs and WATCHes with
+    ``fieldSelector=metadata.name=<route_table>``; Kubernetes authorises such a list or watch
+    against ``resourceNames`` (since 1.11), so the router cannot read any other ConfigMap.
+    """
+    return [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [route_table],
+            "verbs": list(READ),
+        }
+    ]

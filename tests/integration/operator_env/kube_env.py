@@ -40,6 +40,9 @@ BUILTINS = [  # what the operator touches, as the cluster's discovery would show
     ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler", {"status"}),
     ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", {"status"}),
     ("batch/v1/jobs", "Job", {"status"}),
+    ("v1/serviceaccounts", "ServiceAccount", set()),
+    ("rbac.authorization.k8s.io/v1/roles", "Role", set()),
+    ("rbac.authorization.k8s.io/v1/rolebindings", "RoleBinding", set()),
 ]
 NAMESPACES = ("default", "kube-system", "team-a", "team-b")
 

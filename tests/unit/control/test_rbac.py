@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from driftline.operator import names
 from driftline.operator.k8s import RESOURCES
-from driftline.operator.rbac import RULES
+from driftline.operator.rbac import RULES, router_rules
 
 
 def allowed(group: str, resource: str, verb: str) -> bool:
@@ -31,3 +31,29 @@ def test_status_and_peering_are_patchable() -> None:
     for kind in names.KINDS:
         assert allowed(names.GROUP, f"{kind.plural}/status", "patch")
     assert allowed("kopf.dev", "clusterkopfpeerings", "patch")
+
+
+def test_the_operator_may_create_the_routers_identity_and_grant_its_rules() -> None:
+    for group, resource in (
+        ("", "serviceaccounts"),
+        ("rbac.authorization.k8s.io", "roles"),
+        ("rbac.authorization.k8s.io", "rolebindings"),
+    ):
+        for verb in ("get", "list", "watch", "create", "patch", "delete"):
+            assert allowed(group, resource, verb), (resource, verb)
+    # Kubernetes refuses to create a Role granting what its creator does not hold (no escalate).
+    for rule in router_rules("shop-routes"):
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    assert allowed(group, resource, verb), (resource, verb)
+
+
+def test_the_router_reads_only_its_own_configmap() -> None:
+    (rule,) = router_rules("shop-routes")
+    assert rule == {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["shop-routes"],
+        "verbs": ["get", "list", "watch"],
+    }

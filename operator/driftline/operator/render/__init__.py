@@ -3,7 +3,8 @@
 Deterministic: the same topology and owner give byte-identical manifests (no clock, no uuid, no
 environment), so re-running a reconcile changes nothing and golden files pin the output
 (``tests/unit/render/golden``). Modules: ``serving`` (variant Deployment + Service), ``router``
-(router Deployment, public Service, route-table ConfigMap), ``scaling`` (HPA, PDB), ``common``.
+(router Deployment, public Service, route-table ConfigMap, the router's ServiceAccount, Role and
+RoleBinding), ``scaling`` (HPA, PDB), ``common``.
 Owner references are set here, so every child is garbage-collected with its Deployment.
 """
 
@@ -20,6 +21,9 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "ConfigMap"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
 )
 """Every kind the renderer emits: what the pruner lists to find children no longer desired."""
 
@@ -34,7 +38,8 @@ def manifests(topology: Topology, owner: OwnerReference, image: str) -> list[Man
 
     Returns:
         Manifests: per variant a Deployment, Service, optional HPA and a PDB; then the route-table
-        ConfigMap, the router Deployment, its PDB and the public Service.
+        ConfigMap, the router's ServiceAccount, Role and RoleBinding (it reads that ConfigMap
+        through the API), the router Deployment, its PDB and the public Service.
     """
     out: list[Manifest] = []
     for variant in topology.variants:
@@ -51,6 +56,9 @@ def manifests(topology: Topology, owner: OwnerReference, image: str) -> list[Man
             )
         )
     out.append(router.config_map(topology))
+    out.append(router.service_account(topology))
+    out.append(router.role(topology))
+    out.append(router.role_binding(topology))
     out.append(router.deployment(topology, image))
     out.append(
         scaling.pdb(

@@ -1,4 +1,12 @@
-"""The router's children: its Deployment, the public Service, and the route-table ConfigMap.
+"""The router's children: Deployment, public Service, route-table ConfigMap, and its identity.
+
+The identity is a ServiceAccount with a Role and RoleBinding that let the router read the
+route-table ConfigMap.
+
+Why the router reads its table through the API (``--table-configmap``) and not from a mounted
+volume: the kubelet refreshes ConfigMap volumes only on its sync period (a minute or more), while a
+rollout step must be live within seconds. The Role grants get/list/watch on that one ConfigMap
+(``resourceNames``), nothing else.
 
 Pure. The route table is the format ``driftline route`` reads (README, "Route table"): per variant
 its model version, weight (or mirror percent), the variant Service as endpoint, the monitor URL
@@ -10,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 
-from driftline.operator import names
+from driftline.operator import names, rbac
 from driftline.operator.manifests import JsonObject, JsonValue, Manifest, canonical
 from driftline.operator.plan import Topology, VariantPlan
 from driftline.operator.render import common
 
-ROUTES_VOLUME = "routes"
+RBAC_API: str = "rbac.authorization.k8s.io/v1"
 
 
 def _entry(topology: Topology, variant: VariantPlan) -> JsonObject:
@@ -60,12 +68,59 @@ def config_map(topology: Topology) -> Manifest:
     }
 
 
+def service_account(topology: Topology) -> Manifest:
+    """The router's ServiceAccount (its identity towards the API server)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": common.metadata(topology, names.router_account_name(topology.name)),
+    }
+
+
+def role(topology: Topology) -> Manifest:
+    """The Role that lets the router get/list/watch its route-table ConfigMap, and only it."""
+    rules: list[JsonValue] = []
+    for rule in rbac.router_rules(names.route_table_name(topology.name)):
+        entry: JsonObject = {
+            "apiGroups": list[JsonValue](rule["apiGroups"]),
+            "resources": list[JsonValue](rule["resources"]),
+            "verbs": list[JsonValue](rule["verbs"]),
+        }
+        if "resourceNames" in rule:
+            entry["resourceNames"] = list[JsonValue](rule["resourceNames"])
+        rules.append(entry)
+    return {
+        "apiVersion": RBAC_API,
+        "kind": "Role",
+        "metadata": common.metadata(topology, names.router_account_name(topology.name)),
+        "rules": rules,
+    }
+
+
+def role_binding(topology: Topology) -> Manifest:
+    """Binds the router's Role to its ServiceAccount."""
+    account = names.router_account_name(topology.name)
+    return {
+        "apiVersion": RBAC_API,
+        "kind": "RoleBinding",
+        "metadata": common.metadata(topology, account),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": topology.namespace}],
+    }
+
+
+def table_ref(topology: Topology) -> str:
+    """``NAMESPACE/NAME/KEY`` of the route table: what ``--table-configmap`` takes."""
+    name = names.route_table_name(topology.name)
+    return f"{topology.namespace}/{name}/{names.ROUTE_TABLE_KEY}"
+
+
 def deployment(topology: Topology, default_image: str) -> Manifest:
-    """The router's apps/v1 Deployment (``driftline route``, table mounted from the ConfigMap)."""
+    """The router's apps/v1 Deployment (``driftline route``, table watched through the API)."""
     selector = names.router_selector(topology.name)
     image = topology.pod.image or default_image
     env = {
-        "DRIFTLINE_ROUTE_TABLE": f"{names.ROUTE_TABLE_DIR}/{names.ROUTE_TABLE_KEY}",
+        "DRIFTLINE_ROUTE_TABLE_CONFIGMAP": table_ref(topology),
         "DRIFTLINE_ROUTE_HOST": "0.0.0.0",
         "DRIFTLINE_ROUTE_PORT": str(names.PORT_HTTP),
     }
@@ -79,15 +134,9 @@ def deployment(topology: Topology, default_image: str) -> Manifest:
         "readinessProbe": common.tcp_probe(names.PORT_NAME_HTTP, 5),
         "resources": common.resources(topology.router_resources, common.ROUTER_RESOURCES),
         "securityContext": common.container_security(),
-        "volumeMounts": [
-            {"name": ROUTES_VOLUME, "mountPath": names.ROUTE_TABLE_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    volumes: list[JsonValue] = [
-        {"name": ROUTES_VOLUME, "configMap": {"name": names.route_table_name(topology.name)}},
-        {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
-    ]
+    volumes: list[JsonValue] = [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}]
     pod_labels = {**names.child_labels(topology.name), **selector}
     return {
         "apiVersion": "apps/v1",
@@ -100,7 +149,8 @@ def deployment(topology: Topology, default_image: str) -> Manifest:
             "template": {
                 "metadata": {"labels": dict(sorted(pod_labels.items()))},
                 "spec": {
-                    "automountServiceAccountToken": False,
+                    "serviceAccountName": names.router_account_name(topology.name),
+                    "automountServiceAccountToken": True,  # it reads its table via the API
                     "securityContext": common.pod_security(),
                     "containers": [container],
                     "volumes": volumes,

@@ -24,8 +24,17 @@ Usage::
         provider = HttpProvider(client, resolve, window_s=30)
         m = await provider.measure(Target("default", "churn", "canary", "churn-v2"))
 
-where ``resolve(target) -> Endpoints`` returns the base URLs (the operator resolves pod IPs, local
-mode its own ports).
+where ``resolve(target)`` returns the base URLs, directly or as an awaitable (the operator lists
+the ready pods' IPs through the API, local mode returns its own ports).
+
+Several pods: counts (requests, errors, rows, labelled samples, prediction counts) add up; p50,
+agreement and performance are sample-weighted means; p99 and the drift score take the worst pod
+(``analysis.combine``). The worst pod's drift share, not a mean, is a deliberate, conservative
+choice: shares of drifted features cannot be averaged into the share of the merged window, and a
+mean would let one drifting pod (e.g. the users a sticky header pins to it) hide behind healthy
+ones. The exact answer is to merge the pods' window state (``GET /v1/window``: counts over the
+reference bin edges) and judge it once against the Model's reference profile; the operator does
+not hold the profile yet, so that is not done.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -73,8 +82,9 @@ class Endpoints:
     monitors: tuple[str, ...] = ()
 
 
-Resolver = Callable[[Target], Endpoints]
-"""Maps a variant to its endpoints (the operator: pod IPs from the API; local mode: its ports)."""
+Resolver = Callable[[Target], Endpoints | Awaitable[Endpoints]]
+"""Maps a variant to its endpoints, at once or asynchronously (the operator: ready pod IPs from
+the API; local mode and tests: fixed URLs)."""
 
 
 # ------------------------------------------------------------------------------- wire shapes
@@ -252,7 +262,7 @@ class HttpProvider:
         Args:
             client: the HTTP client (its timeout bounds every fetch; tests pass a
                 ``httpx.MockTransport``).
-            resolve: maps a variant to its router and monitor base URLs.
+            resolve: maps a variant to its router and monitor base URLs (sync or async).
             window_s: the router stats window, normally the analysis interval (seconds).
             stats_path: the router's stats path.
             verdict_path: the monitor's verdict path.
@@ -307,7 +317,8 @@ class HttpProvider:
 
     async def measure(self, target: Target) -> Measurements:
         """The variant's numbers from every router replica and monitor sidecar, merged."""
-        endpoints = self._resolve(target)
+        found = self._resolve(target)
+        endpoints = found if isinstance(found, Endpoints) else await found
         parts: Sequence[Measurements] = await asyncio.gather(
             *(self._router(url, target) for url in endpoints.routers),
             *(self._monitor(url, target) for url in endpoints.monitors),

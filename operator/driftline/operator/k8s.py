@@ -589,3 +589,70 @@ def client_from_kubeconfig(
         context=str(chosen.get("name")),
         server=str(config.host),
     )
+
+
+# ------------------------------------------------------------------ pods (analysis endpoints)
+
+POD_RESOURCE = Resource("", "v1", "pods")
+"""Pods are only read (the per-pod analysis lists a variant's ready pods), never managed."""
+
+
+def ready_pod_ips(pods: Sequence[JsonObject]) -> tuple[str, ...]:
+    """The IPs of the pods that serve now: Running, ``Ready=True``, not terminating (sorted).
+
+    Pure: the edge lists the pods, this reads their status. A pod without an IP, still starting,
+    failing its readiness probe or being deleted is left out (its numbers would be partial).
+
+    Args:
+        pods: Pod objects as the API returned them.
+
+    Returns:
+        The pod IPs, sorted, without duplicates.
+    """
+    found: set[str] = set()
+    for pod in pods:
+        meta, status = pod.get("metadata"), pod.get("status")
+        if not isinstance(status, dict) or status.get("phase") != "Running":
+            continue
+        if isinstance(meta, dict) and meta.get("deletionTimestamp"):
+            continue
+        conds = status.get("conditions")
+        ready = isinstance(conds, list) and any(
+            isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
+            for c in conds
+        )
+        ip = status.get("podIP")
+        if ready and isinstance(ip, str) and ip:
+            found.add(ip)
+    return tuple(sorted(found))
+
+
+async def list_ready_pod_ips(
+    client: KubeClient, namespace: str, selector: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The IPs of the ready pods in ``namespace`` carrying all ``selector`` labels.
+
+    Args:
+        client: the API client.
+        namespace: where the pods run.
+        selector: labels every pod must carry (``names.variant_selector``/``router_selector``).
+
+    Returns:
+        Ready pod IPs (see ``ready_pod_ips``).
+
+    Raises:
+        ApiRejected: the API refused (e.g. RBAC: ``list`` on ``pods``).
+        ApiUnavailable: transient failures outlasted the retry budget.
+    """
+    what = f"list pods in {namespace}"
+    query = [("labelSelector", _selector(selector))]
+    for attempt in range(client._retry.attempts):
+        resp = await client._call("GET", POD_RESOURCE.path(namespace), query=query)
+        if resp.status == 200 and resp.body is not None:
+            items = resp.body.get("items")
+            pods = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+            return ready_pod_ips(pods)
+        if not _retriable(resp.status) or resp.status == 409:
+            raise client._reject(what, resp)
+        await client._backoff(attempt, what, resp)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -51,6 +51,8 @@ RULES: Final[list[PolicyRule]] = [
     },
     # Retraining Jobs (RetrainPolicy).
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": WRITE},
+    # Per-pod analysis: the ready pods of each variant and router (runner.pod_endpoints).
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
     # Events for every decision (kopf posts them).
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     # kopf: namespace discovery for --namespace patterns, CRD discovery, peering.

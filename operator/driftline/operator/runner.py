@@ -7,26 +7,30 @@ Called by the ``driftline operator`` command (blocking, ``run_blocking``) and by
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 
 import httpx
 import kopf
 
 from driftline.operator import analysis, handlers, names, rollout
 from driftline.operator.analysis_http import Endpoints, HttpProvider, Resolver
-from driftline.operator.k8s import Cluster
+from driftline.operator.errors import OperatorError
+from driftline.operator.k8s import Cluster, KubeClient, list_ready_pod_ips
 from driftline.operator.metrics import Metrics
 from driftline.operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
 
 ANALYSIS_TIMEOUT_S = 5.0
 """Seconds one analysis fetch (router stats, monitor verdict) may take; slower counts as no data."""
 
 
 def service_endpoints(target: analysis.Target) -> Endpoints:
-    """Where a variant's numbers live in a cluster: the router and the variant's Services.
+    """Where a variant's numbers live, through its Services (the fallback of ``pod_endpoints``).
 
-    The Services balance over pods, so each fetch reads one router replica and one monitor; the
-    per-pod view (all replicas summed) needs the pod IPs and is not wired yet.
+    The Services balance over pods, so each fetch reads one router replica and one monitor: with
+    N pods it sees about 1/N of the traffic. ``pod_endpoints`` is the cluster default.
     """
     public = names.service_host(names.public_service_name(target.deployment), target.namespace)
     variant = names.service_host(
@@ -36,6 +40,48 @@ def service_endpoints(target: analysis.Target) -> Endpoints:
         routers=(f"http://{public}:{names.PORT_HTTP}",),
         monitors=(f"http://{variant}:{names.PORT_MONITOR}",),
     )
+
+
+def _url(ip: str, port: int) -> str:
+    return f"http://[{ip}]:{port}" if ":" in ip else f"http://{ip}:{port}"
+
+
+def pod_endpoints(
+    client: KubeClient, address: Callable[[str, int], str] = _url
+) -> Callable[[analysis.Target], Awaitable[Endpoints]]:
+    """The cluster default: every ready pod of the variant and of the router, by IP.
+
+    Each router replica counts only the requests it proxied and each monitor sidecar sees only
+    its pod's predictions, so reading one of each through a Service would see 1/N of the traffic.
+    This lists the ready pods (``names.variant_selector`` / ``names.router_selector``, through
+    ``driftline.operator.k8s``) and returns them all; ``HttpProvider`` sums the counts and merges
+    the rest (``analysis.combine``). When the pods cannot be listed (e.g. RBAC without ``list``
+    on ``pods``) it falls back to the Services (``service_endpoints``), with a warning.
+
+    Args:
+        client: the API client.
+        address: ``(pod IP, port) -> base URL`` (tests map pod IPs to local fakes).
+
+    Returns:
+        An async resolver for ``HttpProvider``.
+    """
+
+    async def resolve(target: analysis.Target) -> Endpoints:
+        ns, dep = target.namespace, target.deployment
+        try:
+            variant = await list_ready_pod_ips(client, ns, names.variant_selector(dep, target.role))
+            routers = await list_ready_pod_ips(client, ns, names.router_selector(dep))
+        except OperatorError as e:
+            log.warning(
+                "listing the pods of %s/%s failed (%s): reading through Services", ns, dep, e
+            )
+            return service_endpoints(target)
+        return Endpoints(
+            routers=tuple(address(ip, names.PORT_HTTP) for ip in routers),
+            monitors=tuple(address(ip, names.PORT_MONITOR) for ip in variant),
+        )
+
+    return resolve
 
 
 def http_provider(
@@ -63,13 +109,16 @@ async def run(
     cluster: Cluster,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
-    resolve: Resolver = service_endpoints,
+    resolve: Resolver | None = None,
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or SIGINT/SIGTERM in the main thread).
 
-    ``resolve`` is the seam that finds a variant's router and monitor (tests point it at processes
-    on 127.0.0.1).
+    ``resolve`` is the seam that finds a variant's routers and monitors, sync or async (tests
+    point it at processes on 127.0.0.1). Default: every ready pod, listed through the API
+    (``pod_endpoints``) when ``cluster`` is the real client, else the Services.
     """
+    if resolve is None:
+        resolve = pod_endpoints(cluster) if isinstance(cluster, KubeClient) else service_endpoints
     async with httpx.AsyncClient(timeout=ANALYSIS_TIMEOUT_S) as client:
         ctx = handlers.Context(
             settings=settings,

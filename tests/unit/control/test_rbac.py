@@ -57,3 +57,8 @@ def test_the_router_reads_only_its_own_configmap() -> None:
         "resourceNames": ["shop-routes"],
         "verbs": ["get", "list", "watch"],
     }
+
+
+def test_pods_are_listable_for_per_pod_analysis() -> None:
+    assert allowed("", "pods", "list")
+    assert not allowed("", "pods", "delete")

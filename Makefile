@@ -157,3 +157,19 @@ BENCH_OPERATOR_ARGS ?=
 
 bench-operator: $(STAMP) ## operator control plane against the API emulator (create, 200 Deployments)
 	$(PY) bench/operator/control_plane.py $(BENCH_OPERATOR_ARGS)
+
+# ------------------------------------------------------------------ Prometheus analysis provider (issue 6)
+# The Prometheus server (same Debian package as promtool) for the test that runs the PromQL
+# analysis provider against a real server scraping a real router. Only the one binary is kept.
+PROMETHEUS := .tools/prometheus
+
+$(PROMETHEUS):
+	@rm -rf .tools/deb-prometheus && mkdir -p .tools/deb-prometheus
+	cd .tools/deb-prometheus && { apt-get download prometheus 2>/dev/null || \
+		{ apt-get update -qq && apt-get download prometheus; }; }
+	dpkg-deb -x .tools/deb-prometheus/prometheus_*.deb .tools/deb-prometheus/root
+	cp .tools/deb-prometheus/root/usr/bin/prometheus $@
+	rm -rf .tools/deb-prometheus
+	$@ --version >/dev/null
+
+test: $(PROMETHEUS)

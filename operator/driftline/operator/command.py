@@ -31,6 +31,18 @@ import click
     help="Port of the Prometheus /metrics endpoint (0 turns it off). Default 8080.",
 )
 @click.option("--metrics-host", default=None, help="Address /metrics binds to. Default 0.0.0.0.")
+@click.option(
+    "--analysis-provider",
+    type=click.Choice(["http", "prometheus"]),
+    default=None,
+    help="Where rollout analysis reads its numbers: the pods over HTTP (default) or Prometheus.",
+)
+@click.option("--prometheus-url", default=None, help="Prometheus base URL (with prometheus).")
+@click.option(
+    "--prometheus-selector",
+    default=None,
+    help="PromQL label matchers for one Deployment, with {namespace} and {deployment}.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def operator_command(
     namespaces: tuple[str, ...],
@@ -39,6 +51,9 @@ def operator_command(
     priority: int | None,
     metrics_port: int | None,
     metrics_host: str | None,
+    analysis_provider: str | None,
+    prometheus_url: str | None,
+    prometheus_selector: str | None,
     verbose: bool,
 ) -> None:
     """Run the Driftline operator against the cluster of the current kubeconfig (or in-cluster).
@@ -66,6 +81,9 @@ def operator_command(
             "priority": priority,
             "metrics_port": metrics_port,
             "metrics_host": metrics_host,
+            "analysis_provider": analysis_provider,
+            "prometheus_url": prometheus_url,
+            "prometheus_selector": prometheus_selector,
         }.items()
         if value is not None
     }

@@ -15,6 +15,7 @@ import kopf
 
 from driftline.operator import analysis, handlers, names, rollout
 from driftline.operator.analysis_http import Endpoints, HttpProvider, Resolver
+from driftline.operator.analysis_prometheus import PrometheusProvider
 from driftline.operator.errors import OperatorError
 from driftline.operator.k8s import Cluster, KubeClient, list_ready_pod_ips
 from driftline.operator.metrics import Metrics
@@ -95,6 +96,17 @@ def http_provider(
     return build
 
 
+def prometheus_provider(
+    client: httpx.AsyncClient, url: str, selector: str
+) -> Callable[[rollout.Policy], analysis.Provider]:
+    """A provider factory: PromQL over the routers' and monitors' metrics, windowed per policy."""
+
+    def build(policy: rollout.Policy) -> analysis.Provider:
+        return PrometheusProvider(client, url, window_s=int(policy.interval_s), selector=selector)
+
+    return build
+
+
 def build_registry(ctx: handlers.Context) -> kopf.OperatorRegistry:
     """A registry holding every Driftline handler."""
     registry = kopf.OperatorRegistry()
@@ -120,11 +132,16 @@ async def run(
     if resolve is None:
         resolve = pod_endpoints(cluster) if isinstance(cluster, KubeClient) else service_endpoints
     async with httpx.AsyncClient(timeout=ANALYSIS_TIMEOUT_S) as client:
+        provider = http_provider(client, resolve)
+        if settings.analysis_provider == "prometheus" and settings.prometheus_url is not None:
+            provider = prometheus_provider(
+                client, settings.prometheus_url, settings.prometheus_selector
+            )
         ctx = handlers.Context(
             settings=settings,
             metrics=metrics,
             cluster=cluster,
-            provider=http_provider(client, resolve),
+            provider=provider,
         )
         await _operate(ctx, stop_flag, ready_flag)
 

@@ -7,12 +7,14 @@ in one place, with the reason for every value.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from driftline.operator import __version__, names
+from driftline.operator.analysis_prometheus import DEFAULT_SELECTOR
 
 if TYPE_CHECKING:  # kopf is imported only by the process that runs the operator
     import kopf
@@ -66,6 +68,47 @@ class OperatorSettings(BaseSettings):
 
     watch_timeout: float = Field(default=300.0, gt=0, le=3600)
     """Seconds a watch request lasts before kopf reconnects (server-side timeout)."""
+
+    analysis_provider: Literal["http", "prometheus"] = "http"
+    """Where rollout analysis reads its numbers: ``http`` (every router and monitor pod,
+    directly; default) or ``prometheus`` (PromQL over the same metrics; needs
+    ``prometheus_url``)."""
+
+    prometheus_url: str | None = None
+    """Base URL of the Prometheus HTTP API, e.g. ``http://prometheus.monitoring.svc:9090``."""
+
+    prometheus_selector: str = DEFAULT_SELECTOR
+    """PromQL label matchers that pick one Deployment's series, with ``{namespace}`` and
+    ``{deployment}`` placeholders inside quotes."""
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host: anything else fails here, not at the first tick."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected an http(s) URL with a host, got {value!r}")
+        return value
+
+    @field_validator("prometheus_selector")
+    @classmethod
+    def _selector_template(cls, value: str) -> str:
+        """Only the ``{namespace}`` and ``{deployment}`` placeholders are allowed."""
+        try:
+            value.format(namespace="ns", deployment="dep")
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(
+                f"only {{namespace}} and {{deployment}} placeholders are allowed ({e!r})"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _prometheus_needs_url(self) -> OperatorSettings:
+        if self.analysis_provider == "prometheus" and self.prometheus_url is None:
+            raise ValueError("prometheus_url: required when analysis_provider is 'prometheus'")
+        return self
 
     @field_validator("namespaces", mode="before")
     @classmethod

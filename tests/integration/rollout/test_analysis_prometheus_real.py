@@ -1,0 +1,153 @@
+"""The Prometheus analysis provider against a real Prometheus scraping a real router on 127.0.0.1.
+
+Fake OIP upstreams (stable answers, canary answers 500) sit behind a real ``driftline route``;
+Debian's Prometheus server (``.tools/prometheus``, fetched by ``make``) scrapes the router's
+``/metrics`` every second with the Deployment's labels attached. We test: the PromQL the provider
+builds runs on a real server and yields the canary's and stable's requests, errors and p99; the
+canary is judged ``ErrorRateTooHigh`` from those numbers; a Deployment with no series is no data.
+
+Every process is started with the router tests' helpers, waited for with a deadline (readiness,
+then data in Prometheus) and stopped by pid.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import orjson
+import pytest
+import yaml
+
+from driftline.operator.analysis import Measurements, Target, Thresholds, judge
+from driftline.operator.analysis_prometheus import PrometheusProvider
+
+pytestmark = pytest.mark.integration
+
+PROMETHEUS = Path(__file__).resolve().parents[3] / ".tools" / "prometheus"
+REQUESTS = 200
+"""Requests sent through the router: bounded, ~100 per variant at 50/50."""
+DATA_DEADLINE_S = 30.0
+INFER = "/v2/models/churn/infer"
+BODY = orjson.dumps(
+    {"id": "r", "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [0.1] * 3}]}
+)
+CANARY = Target("default", "churn", "canary", "churn-v2")
+STABLE = Target("default", "churn", "stable", "churn-v1")
+
+
+def _load_procs() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "router" / "procs.py"
+    spec = importlib.util.spec_from_file_location("driftline_router_test_procs", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    spec.loader.exec_module(module)
+    return module
+
+
+procs = _load_procs()
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not PROMETHEUS.exists():
+        pytest.skip(f"{PROMETHEUS} is missing: run `make .tools/prometheus` (make test does)")
+    logdir = tmp_path_factory.mktemp("prom-analysis")
+    stable = procs.start_fake(logdir, "stable", "--version", "1", "--label", "0")
+    canary = procs.start_fake(logdir, "canary", "--version", "2", "--status", "500")
+    table = {
+        "version": 1,
+        "stable": {"model_version": "churn-v1", "weight": 50, "endpoints": [stable.url]},
+        "canary": {"model_version": "churn-v2", "weight": 50, "endpoints": [canary.url]},
+    }
+    (logdir / "table.yaml").write_text(yaml.safe_dump(table))
+    with procs.running(stable, canary):
+        router = procs.start_router(logdir, logdir / "table.yaml")
+        with procs.running(router):
+            config = {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "driftline-router",
+                        "static_configs": [
+                            {
+                                "targets": [f"127.0.0.1:{router.port}"],
+                                "labels": {
+                                    "namespace": "default",
+                                    "driftline_dev_deployment": "churn",
+                                },
+                            }
+                        ],
+                    }
+                ],
+            }
+            (logdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+            port = procs.free_port()
+            args = [
+                str(PROMETHEUS),
+                f"--config.file={logdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={logdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ]
+            server = procs.start("prometheus", args, port, logdir, "/-/ready")
+            with procs.running(server):
+                _wait_for_a_scrape(server.url)  # the zero counters are in before traffic
+                with httpx.Client(base_url=router.url, timeout=5.0) as client:
+                    for i in range(REQUESTS):
+                        client.post(
+                            INFER, content=BODY, headers={"content-type": "application/json"}
+                        )
+                        assert i < REQUESTS  # bounded loop
+                yield server.url
+
+
+def _wait_for_a_scrape(url: str) -> None:
+    """Wait (with a deadline) until Prometheus has scraped the router once."""
+    end = time.monotonic() + DATA_DEADLINE_S
+    while time.monotonic() < end:
+        answer = httpx.get(f"{url}/api/v1/query", params={"query": "up"}, timeout=2.0).json()
+        if any(r["value"][1] == "1" for r in answer["data"]["result"]):
+            return
+        time.sleep(0.2)  # polling interval of a wait with a deadline
+    raise AssertionError(f"Prometheus did not scrape the router within {DATA_DEADLINE_S}s")
+
+
+async def test_promql_over_a_real_server_judges_the_canary(prometheus: str) -> None:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        provider = PrometheusProvider(client, prometheus, window_s=60)
+        end = time.monotonic() + DATA_DEADLINE_S
+        canary, stable = Measurements(), Measurements()
+        while time.monotonic() < end:  # until a scrape after the traffic is in
+            canary, stable = await provider.measure(CANARY), await provider.measure(STABLE)
+            if canary.requests + stable.requests >= REQUESTS * 0.95:
+                break
+            await _pause()
+    # increase() extrapolates to the window's edges: totals are close to, not exactly, REQUESTS
+    assert REQUESTS * 0.95 <= canary.requests + stable.requests <= REQUESTS * 1.5
+    assert canary.requests >= 40 and stable.requests >= 40  # 50/50, loose
+    assert canary.errors == canary.requests  # every canary answer is a 500
+    assert stable.errors == 0
+    assert stable.latency_p99_ms is not None and 0 < stable.latency_p99_ms < 10_000
+    result = judge(canary, stable, Thresholds(min_samples=20), at=datetime.now(UTC))
+    assert (result.verdict, result.reason) == ("Failed", "ErrorRateTooHigh")
+
+
+async def test_a_deployment_without_series_is_no_data(prometheus: str) -> None:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        provider = PrometheusProvider(client, prometheus, window_s=60)
+        other = await provider.measure(Target("default", "other", "canary", "x"))
+    assert other == Measurements()
+
+
+async def _pause() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.5)  # polling interval of a wait with a deadline (one scrape is 1 s)

@@ -158,3 +158,28 @@ def test_a_drained_model_that_is_gone_is_not_rendered(sim: SimFactory) -> None:
     s.run(2, until=lambda x: x.state.stage == Stage.ABORTED)
     assert s.state.drain_slot == DrainSlot("canary", "v3", 10)
     assert _topology(s, {"v1": MODELS["v1"]}) == [("stable", "v1", 100, 10)]
+
+
+def test_the_drained_slot_renders_with_no_traffic_in_a_valid_route_table(sim: SimFactory) -> None:
+    from driftline.operator import render
+    from driftline.operator.manifests import owner_reference
+    from driftline.operator.render.router import route_table
+    from driftline.serving.router.table import table_from_mapping
+
+    s = sim(drain_s=30.0)
+    s.desired = "v2"
+    s.run(100, until=lambda x: x.state.stage == Stage.IDLE and x.state.stable == "v2")
+    assert s.status is not None
+    body: dict[str, Any] = {
+        "apiVersion": "driftline.dev/v1alpha1",
+        "kind": "Deployment",
+        "metadata": {"name": "churn", "namespace": "ml", "generation": 1},
+        "spec": {"model": "v2"},
+        "status": s.status.to_wire(),
+    }
+    topo = plan.desired(Deployment.from_manifest(body), MODELS)
+    table = table_from_mapping(route_table(topo))  # the router accepts it
+    assert table.weight("stable") == 100 and table.weight("canary") == 0
+    owner = owner_reference("driftline.dev/v1alpha1", "Deployment", "churn", "uid")
+    kinds = {(m["kind"], m["metadata"]["name"]) for m in render.manifests(topo, owner, "img")}
+    assert ("Deployment", "churn-canary") in kinds and ("Service", "churn-canary") in kinds

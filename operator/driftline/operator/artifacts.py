@@ -1,16 +1,24 @@
-"""Model artifacts as the operator sees them: locate the bytes, verify the digest, read the graph.
+"""Model artifacts as the operator sees them: fetch and verify the bytes, read the graph.
 
-Owns: the ``ArtifactSource`` seam (where the operator gets a local copy of a Model's artifact) and
-``inspect_onnx`` (digest, size limit, signature and opset through ONNX Runtime and onnx). Called by
-the Model handler, in a worker thread (reading and hashing are blocking).
+Owns: the ``ArtifactSource`` seam (how the operator gets a verified local copy of an artifact or a
+reference dataset) and ``inspect_onnx`` (digest, size limit, signature and opset through ONNX
+Runtime and onnx). Called by the Model handler, in a worker thread (downloading, reading and
+hashing are blocking).
 
-Failures are ``ArtifactInvalid`` (permanent: the bytes will not change under the same digest) with
-a reason that says which: ``DigestMismatch``, ``ArtifactTooLarge``, ``UnreadableModel``,
-``FeatureMismatch``. A source that cannot be reached is ``DependencyNotReady`` (temporary).
+``FetchingSource`` is the one implementation: it calls ``driftline.serving.fetch.fetch``, the code
+the serving pods' init container runs (streamed into a temporary file, size-limited, sha256
+verified, renamed into place only when the digest matches), once per attempt: retries are the
+operator's (kopf's backoff), not a sleep inside a handler. ``file://`` URIs may be relative to a
+base folder; ``http(s)://`` and ``s3://`` (with the ``s3`` extra) go through the same code.
 
-Sources: ``LocalSource`` reads ``file://`` URIs (absolute, or relative to a base folder). Remote
-schemes (``https``, ``s3``, ``gs``) need the data plane's fetcher and are reported as not yet
-reachable by the operator, without a retry storm (a long temporary delay).
+Failures are mapped to the operator's errors with a reason that says which; ``what`` is
+``source`` (the model) or ``reference`` (the dataset, whose reasons start with ``Reference``):
+
+- permanent (``ArtifactInvalid``, the bytes will not change under the same digest):
+  ``DigestMismatch``, ``ArtifactTooLarge``, ``FetchFailed`` (404 and other 4xx, unsupported
+  scheme), ``UnreadableModel``, ``FeatureMismatch``;
+- temporary (``ArtifactUnavailable``, retried with backoff): connection errors, 408/429/5xx,
+  ``FetchRetrying``; a ``file://`` artifact that does not exist (yet), ``ArtifactMissing``.
 """
 
 from __future__ import annotations
@@ -18,11 +26,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import unquote, urlparse
 
 from driftline.operator.api.model import ModelSignature, ModelSpec, TensorSpec
-from driftline.operator.errors import ArtifactInvalid, DependencyNotReady
+from driftline.operator.errors import ArtifactInvalid, ArtifactUnavailable
 from driftline.operator.status import ArtifactInfo
 
 CHUNK = 1 << 20
@@ -45,40 +53,96 @@ ORT_TO_OIP: dict[str, str] = {
 }
 """ONNX Runtime element types -> Open Inference Protocol datatypes."""
 
+Which = Literal["source", "reference"]
+"""Which artifact of a Model: its ONNX ``source`` or its ``reference`` dataset."""
+
 
 class ArtifactSource(Protocol):
-    """Where the operator gets a local, readable copy of an artifact."""
+    """How the operator gets a verified local copy of an artifact."""
 
-    def local_path(self, uri: str) -> Path:
-        """A local path holding the artifact's bytes (digest not yet verified).
+    def fetch(
+        self, uri: str, sha256: str, dest: Path, *, name: str, limit: int, what: Which
+    ) -> Path:
+        """Fetch ``uri`` into ``dest/name``, verified against ``sha256``, at most ``limit`` bytes.
 
         Raises:
-            DependencyNotReady: the artifact cannot be reached now.
+            ArtifactInvalid: permanently unusable (digest, size, 4xx, unsupported scheme).
+            ArtifactUnavailable: cannot be fetched now; worth retrying.
         """
         ...
 
 
+def _reason(what: Which, reason: str) -> str:
+    return reason if what == "source" else f"Reference{reason.removeprefix('Artifact')}"
+
+
 @dataclass(frozen=True)
-class LocalSource:
-    """``file://`` artifacts; relative paths resolve against ``base``."""
+class FetchingSource:
+    """Artifacts fetched by the data plane's fetcher; relative ``file://`` paths use ``base``.
+
+    Attributes:
+        base: folder relative ``file://`` URIs resolve against.
+        timeout_s: network timeout of one request.
+    """
 
     base: Path = Path(".")
+    timeout_s: float = 60.0
 
-    def local_path(self, uri: str) -> Path:
-        """The file a ``file://`` URI names (see the class docstring for other schemes)."""
+    def _location(self, uri: str, what: Which) -> str:
+        """What to hand the fetcher: a ``file://`` URI becomes a checked absolute path."""
         parsed = urlparse(uri)
         if parsed.scheme != "file":
-            raise DependencyNotReady(
-                f"spec.source.uri: the operator reads {parsed.scheme}:// artifacts through the "
-                "data plane's fetcher, which is not enabled in this build; serving pods still "
-                "fetch and verify it",
-                delay=300,
-            )
+            return uri
         path = Path(unquote(parsed.netloc + parsed.path))
         path = path if path.is_absolute() else self.base / path
         if not path.is_file():
-            raise DependencyNotReady(f"spec.source.uri: {path} does not exist (yet)", delay=30)
-        return path
+            raise ArtifactUnavailable(
+                f"spec.{what}.uri: {path} does not exist (yet)",
+                delay=30,
+                reason=_reason(what, "ArtifactMissing"),
+            )
+        return str(path)
+
+    def fetch(
+        self, uri: str, sha256: str, dest: Path, *, name: str, limit: int, what: Which
+    ) -> Path:
+        """See ``ArtifactSource.fetch``: one attempt, errors mapped to the operator's."""
+        from driftline.serving.fetch import (
+            DigestMismatchError,
+            FetchError,
+            RetryPolicy,
+            TooLargeError,
+            TransientFetchError,
+            fetch,
+        )
+
+        location = self._location(uri, what)
+        try:
+            return fetch(
+                location,
+                sha256,
+                dest,
+                name=name,
+                retry=RetryPolicy(attempts=1),
+                timeout_s=self.timeout_s,
+                max_bytes=limit,
+            )
+        except DigestMismatchError as e:
+            raise ArtifactInvalid(
+                f"spec.{what}.sha256: {e}", reason=_reason(what, "DigestMismatch")
+            ) from None
+        except TooLargeError as e:
+            raise ArtifactInvalid(
+                f"spec.{what}: {e}", reason=_reason(what, "ArtifactTooLarge")
+            ) from None
+        except TransientFetchError as e:
+            raise ArtifactUnavailable(
+                f"spec.{what}.uri: {e}", reason=_reason(what, "FetchRetrying")
+            ) from None
+        except FetchError as e:
+            raise ArtifactInvalid(
+                f"spec.{what}.uri: {e}", reason=_reason(what, "FetchFailed")
+            ) from None
 
 
 def sha256_of(path: Path, limit: int) -> tuple[str, int]:
@@ -129,6 +193,16 @@ def inspect_onnx(path: Path, expected_sha256: str, limit: int) -> ArtifactInfo:
             f"{expected_sha256}",
             reason="DigestMismatch",
         )
+    opset, signature = read_graph(path)
+    return ArtifactInfo(actual, size, opset, signature)
+
+
+def read_graph(path: Path) -> tuple[int, ModelSignature]:
+    """The default-domain opset and the signature of an ONNX file (digest already verified).
+
+    Raises:
+        ArtifactInvalid: ``UnreadableModel`` when ONNX or ONNX Runtime cannot load it.
+    """
     import onnx
     import onnxruntime
 
@@ -145,7 +219,7 @@ def inspect_onnx(path: Path, expected_sha256: str, limit: int) -> ArtifactInfo:
         inputs=[_tensor(i.name, i.type, i.shape) for i in session.get_inputs()],
         outputs=[_tensor(o.name, o.type, o.shape) for o in session.get_outputs()],
     )
-    return ArtifactInfo(actual, size, int(opset), signature)
+    return int(opset), signature
 
 
 def check_features(spec: ModelSpec, signature: ModelSignature) -> None:

@@ -9,6 +9,7 @@ The tree::
     │   └── ApiRejected              the API server refused a write we rendered (400/403/422)
     └── TemporaryFailure             worth retrying after ``delay`` seconds
         ├── DependencyNotReady       a referenced object is missing or not Ready yet
+        ├── ArtifactUnavailable      an artifact cannot be fetched now (network, 5xx, missing file)
         └── ApiUnavailable           conflicts, throttling, 5xx, connection errors outlived retries
 
 Why permanent vs temporary matters: a wrong digest retried every few seconds is a retry storm that
@@ -89,6 +90,12 @@ class DependencyNotReady(TemporaryFailure):
     """A referenced object is missing or not Ready yet (e.g. the Model a Deployment serves)."""
 
     reason = "DependencyNotReady"
+
+
+class ArtifactUnavailable(TemporaryFailure):
+    """An artifact cannot be fetched right now (network, 408/429/5xx, file not there yet)."""
+
+    reason = "FetchRetrying"
 
 
 class ApiUnavailable(TemporaryFailure):

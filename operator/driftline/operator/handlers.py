@@ -6,13 +6,20 @@ They return ``None`` (kopf would store a return value under ``status.<handler id
 CRD schema). Errors are mapped to kopf's permanent/temporary errors in exactly one place,
 ``kopf_error``.
 
-- Model: on create/update/resume, verify the artifact (digest, size, ONNX graph, features) and
-  write status (signature, opset, size, Ready). A wrong digest or unreadable graph is permanent:
-  Ready=False, Stalled=True with the reason, no retries until the spec changes.
+- Model: on create/update/resume, fetch the artifact into a temporary folder (``file``, ``http(s)``,
+  ``s3``: the serving fetcher, size-limited and sha256-verified), read the graph, check the
+  features; with ``spec.reference``, fetch and verify the dataset the same way, check its columns
+  and store the reference profile in the ConfigMap ``<model>-profile`` (owned by the Model); then
+  write status (signature, opset, size, profile ConfigMap and size, Ready). A wrong digest, an
+  unreadable graph or reference columns that do not match are permanent: Ready=False,
+  Stalled=True with the reason, no retries until the spec changes (a resumed operator does not
+  fetch again either). A network error or 5xx is temporary: Pending, retried with exponential
+  backoff from ``temporary_error_delay`` up to ``MAX_MODEL_BACKOFF``.
 - Deployment: on create/update/resume and every ``resync_interval`` (a timer: children readiness
-  has no event on the parent), reconcile: parse, load Models, adopt ``spec.model`` where no
-  rollout is needed, plan, render, apply, prune, status (observedGeneration, conditions, phase,
-  variants, endpoint) and an Event for every decision.
+  has no event on the parent), reconcile: parse, load Models and the DriftMonitor that targets
+  it (its settings become the monitor sidecars' flags), adopt ``spec.model`` where no rollout is
+  needed, plan, render, apply, prune, status (observedGeneration, conditions, phase, variants,
+  endpoint) and an Event for every decision.
 
 ``register(registry, ctx)`` instead of module-level decorators: each test (and each process) builds
 a fresh ``kopf.OperatorRegistry`` with its own settings, metrics and cluster seam.
@@ -22,10 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import kopf
@@ -36,14 +45,16 @@ from driftline.operator import (
     conditions,
     names,
     plan,
+    profiles,
     render,
     rollout,
     rollout_status,
     status,
 )
-from driftline.operator.api import Deployment, Model
+from driftline.operator.api import Deployment, DriftMonitor, Model
 from driftline.operator.api.deployment import DeploymentStatus
-from driftline.operator.artifacts import ArtifactSource, LocalSource, check_features, inspect_onnx
+from driftline.operator.api.driftmonitor import DriftMonitorSpec
+from driftline.operator.artifacts import ArtifactSource, FetchingSource, check_features, read_graph
 from driftline.operator.errors import (
     DependencyNotReady,
     OperatorError,
@@ -59,7 +70,9 @@ from driftline.operator.settings import OperatorSettings, configure_kopf
 log = logging.getLogger(__name__)
 
 MAX_MODEL_BYTES = 2 << 30
-"""Largest artifact the operator hashes and loads (2 GiB): bounds its memory and time."""
+"""Largest artifact the operator fetches, hashes and loads (2 GiB): bounds its disk and time."""
+MAX_MODEL_BACKOFF = 300.0
+"""Longest wait (seconds) between fetch attempts of a Model whose artifact is unreachable."""
 
 
 def _utcnow() -> datetime:
@@ -80,7 +93,7 @@ class Context:
     settings: OperatorSettings
     metrics: Metrics
     cluster: Cluster
-    artifacts: ArtifactSource = field(default_factory=LocalSource)
+    artifacts: ArtifactSource = field(default_factory=FetchingSource)
     clock: Callable[[], datetime] = _utcnow
     provider: Callable[[rollout.Policy], analysis.Provider] = field(default=lambda _: _NoData())
     """Builds the analysis provider for a Deployment's policy (the runner passes the HTTP one)."""
@@ -131,10 +144,62 @@ def _ready_condition_reason(raw: Any) -> str | None:
 
 
 # -------------------------------------------------------------------------------------- Models
+@dataclass(frozen=True)
+class PreparedModel:
+    """What fetching and reading a Model's artifacts found."""
+
+    info: status.ArtifactInfo
+    profile: profiles.BuiltProfile | None
+
+
+def prepare_model(source: ArtifactSource, model: Model) -> PreparedModel:
+    """Fetch, verify and read a Model's artifact and reference; build its profile (blocking).
+
+    Everything lands in a temporary folder removed before returning: the operator keeps no copy.
+
+    Raises:
+        PermanentFailure: see ``artifacts`` and ``profiles`` for the reasons.
+        TemporaryFailure: an artifact cannot be fetched now.
+    """
+    spec = model.spec
+    with tempfile.TemporaryDirectory(prefix="driftline-model-") as tmp:
+        dest = Path(tmp)
+        path = source.fetch(
+            spec.source.uri,
+            spec.source.sha256,
+            dest,
+            name="model.onnx",
+            limit=MAX_MODEL_BYTES,
+            what="source",
+        )
+        opset, signature = read_graph(path)
+        info = status.ArtifactInfo(spec.source.sha256, path.stat().st_size, opset, signature)
+        check_features(spec, signature)
+        if spec.reference is None:
+            return PreparedModel(info, None)
+        reference = source.fetch(
+            spec.reference.uri,
+            spec.reference.sha256,
+            dest,
+            name=profiles.reference_file_name(spec.reference.uri),
+            limit=profiles.MAX_REFERENCE_BYTES,
+            what="reference",
+        )
+        built = profiles.build(
+            spec, signature, reference, spec.reference.sha256, spec.source.sha256
+        )
+        return PreparedModel(info, built)
+
+
+def model_backoff(ctx: Context, retry: int) -> float:
+    """Seconds before the next attempt after ``retry`` temporary failures (exponential, capped)."""
+    return float(min(MAX_MODEL_BACKOFF, ctx.settings.temporary_error_delay * 2 ** min(retry, 16)))
+
+
 async def reconcile_model(
-    ctx: Context, body: Mapping[str, Any], patch: kopf.Patch, event_body: kopf.Body
+    ctx: Context, body: Mapping[str, Any], patch: kopf.Patch, event_body: kopf.Body, retry: int = 0
 ) -> None:
-    """Verify a Model's artifact and write its status; raise the mapped error on failure."""
+    """Verify a Model's artifacts, store its profile, write its status; raise the mapped error."""
     raw = _plain(body)
     meta = raw.get("metadata") or {}
     generation = meta.get("generation")
@@ -145,23 +210,41 @@ async def reconcile_model(
         error = _invalid(e, "Model")
         _set_status(patch, raw.get("status"), status.model_failed(None, generation, error, now))
         kopf.warn(event_body, reason=error.reason, message=error.message)
+        ctx.metrics.reconcile_errors.labels("Model", error.reason).inc()
         raise kopf_error(error) from None
-    if status.is_model_ready(model):
-        return  # immutable: verified for this generation already
+    if status.is_model_ready(model) or _stalled_for_generation(raw):
+        return  # immutable: verified (or failed for good) for this generation already
+    name, namespace = model.metadata.name, model.metadata.namespace or "default"
     try:
-        path = ctx.artifacts.local_path(model.spec.source.uri)
-        info = await asyncio.to_thread(
-            inspect_onnx, path, model.spec.source.sha256, MAX_MODEL_BYTES
-        )
-        check_features(model.spec, info.signature)
+        prepared = await asyncio.to_thread(prepare_model, ctx.artifacts, model)
+        stored: status.ProfileInfo | None = None
+        if prepared.profile is not None:
+            built = prepared.profile
+            owner = owner_reference(
+                names.API_VERSION, names.MODEL.kind, name, str(meta.get("uid", ""))
+            )
+            manifest = profiles.config_map(
+                name,
+                namespace,
+                built,
+                model.spec.reference.sha256 if model.spec.reference else "",
+                model.spec.source.sha256,
+            )
+            await ctx.cluster.store(manifest, owner, names.ANNOTATION_PROFILE_SHA256)
+            stored = status.ProfileInfo(
+                names.profile_config_map_name(name), built.size_bytes, built.rows, built.grid_points
+            )
     except TemporaryFailure as error:
+        error.delay = model_backoff(ctx, retry)
         _set_status(patch, raw.get("status"), status.model_pending(model, error, now))
+        ctx.metrics.reconcile_errors.labels("Model", error.reason).inc()
         raise kopf_error(error) from None
     except PermanentFailure as error:
         _set_status(patch, raw.get("status"), status.model_failed(model, generation, error, now))
         kopf.warn(event_body, reason=error.reason, message=error.message)
+        ctx.metrics.reconcile_errors.labels("Model", error.reason).inc()
         raise kopf_error(error) from None
-    new = status.model_ready(model, info, now)
+    new = status.model_ready(model, prepared.info, now, stored)
     _set_status(patch, raw.get("status"), new)
     kopf.info(event_body, reason="ModelReady", message=new.message or "verified")
 
@@ -178,6 +261,26 @@ async def _load_models(ctx: Context, namespace: str, wanted: tuple[str, ...]) ->
         except pydantic.ValidationError:
             continue  # an invalid Model is never served; its own status says why
     return models
+
+
+async def _drift_monitor(ctx: Context, namespace: str, name: str) -> DriftMonitorSpec | None:
+    """The spec of the DriftMonitor watching this Deployment (the first by name), if any.
+
+    An invalid DriftMonitor is skipped (its own validation names the problem); several
+    DriftMonitors on one Deployment: the first by name sets the sidecars' flags.
+    """
+    found: list[DriftMonitor] = []
+    for raw in await ctx.cluster.list_objects(
+        names.API_VERSION, names.DRIFT_MONITOR.kind, namespace, {}
+    ):
+        try:
+            monitor = DriftMonitor.from_manifest(raw)
+        except pydantic.ValidationError:
+            continue
+        if monitor.spec.deployment == name:
+            found.append(monitor)
+    found.sort(key=lambda m: m.metadata.name)
+    return found[0].spec if found else None
 
 
 async def _ready_pods(ctx: Context, namespace: str, topology: plan.Topology) -> dict[str, int]:
@@ -302,7 +405,8 @@ async def reconcile_deployment(
             _condition_event(event_body, raw.get("status"), new)
             raise DependencyNotReady(pending, delay=ctx.settings.resync_interval)
         stepped_dep = deployment.model_copy(update={"status": stepped})
-        topology = plan.desired(stepped_dep, models)
+        drift = await _drift_monitor(ctx, namespace, name)
+        topology = plan.desired(stepped_dep, models, drift=drift)
         uid = str(meta.get("uid", ""))
         owner = owner_reference(names.API_VERSION, names.DEPLOYMENT.kind, name, uid)
         manifests = render.manifests(topology, owner, ctx.settings.image)
@@ -368,8 +472,8 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     @kopf.on.resume(group, version, models, registry=registry)
     @kopf.on.create(group, version, models, registry=registry)
     @kopf.on.update(group, version, models, field="spec", registry=registry)
-    async def model_changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await reconcile_model(ctx, body, patch, body)
+    async def model_changed(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
+        await reconcile_model(ctx, body, patch, body, retry)
 
     @kopf.on.resume(group, version, deployments, registry=registry)
     @kopf.on.create(group, version, deployments, registry=registry)

@@ -159,6 +159,12 @@ class Reader(Protocol):
         """The object, or ``None`` when it does not exist."""
         ...
 
+    async def list_objects(
+        self, api_version: str, kind: str, namespace: str, selector: Mapping[str, str]
+    ) -> list[JsonObject]:
+        """Objects of ``kind`` in ``namespace`` carrying all ``selector`` labels."""
+        ...
+
 
 class Applier(Protocol):
     """Writes children; the seam between handlers and the cluster."""
@@ -178,6 +184,12 @@ class Applier(Protocol):
         owner_uid: str,
     ) -> list[ObjectKey]:
         """Delete the selected, owned objects of ``kinds`` not in ``keep``; return their keys."""
+        ...
+
+    async def store(
+        self, manifest: Manifest, owner: OwnerReference | None, version_annotation: str
+    ) -> ApplyResult:
+        """Create or wholly replace an object only Driftline writes, versioned by an annotation."""
         ...
 
 
@@ -410,6 +422,54 @@ class KubeClient:
                 if resp.status == 200:
                     return ApplyResult(key, "patched")
                 if resp.status == 404:  # deleted between our read and write: create it again
+                    continue
+            if not _retriable(resp.status):
+                raise self._reject(what, resp)
+            await self._backoff(attempt, what, resp)
+        raise ApiUnavailable(
+            f"{what}: no stable outcome after {self._retry.attempts} attempts", status=409
+        )
+
+    async def store(
+        self, manifest: Manifest, owner: OwnerReference | None, version_annotation: str
+    ) -> ApplyResult:
+        """Create, or replace (PUT), an object whose content version is an annotation.
+
+        For objects too large for ``apply``, whose last-applied record is an annotation (256 KiB
+        at most for all of them): a Model's reference profile. Nobody else writes such an object,
+        so a whole replace loses nothing. Equal ``version_annotation`` on the live object: no
+        write. Conflicts, 429 and 5xx are retried like ``apply``.
+        """
+        key = key_of(manifest)
+        res = resource_of(key.api_version, key.kind)
+        desired = as_json(manifest)
+        meta = desired["metadata"]
+        assert isinstance(meta, dict)
+        if owner is not None:
+            meta["ownerReferences"] = [cast(JsonObject, dict(owner))]
+        annotations = meta.get("annotations")
+        version = annotations.get(version_annotation) if isinstance(annotations, dict) else None
+        what = f"store {key}"
+        for attempt in range(self._retry.attempts):
+            resp = await self._call("GET", res.path(key.namespace, key.name))
+            if resp.status == 404:
+                resp = await self._call("POST", res.path(key.namespace), body=desired)
+                if resp.status in (200, 201):
+                    return ApplyResult(key, "created")
+                if resp.status == 409:
+                    continue
+            elif resp.status == 200 and resp.body is not None:
+                live_meta = resp.body.get("metadata")
+                live_meta = live_meta if isinstance(live_meta, dict) else {}
+                live_notes = live_meta.get("annotations")
+                if isinstance(live_notes, dict) and live_notes.get(version_annotation) == version:
+                    return ApplyResult(key, "unchanged")
+                meta["resourceVersion"] = live_meta.get("resourceVersion")
+                resp = await self._call("PUT", res.path(key.namespace, key.name), body=desired)
+                meta.pop("resourceVersion", None)
+                if resp.status == 200:
+                    return ApplyResult(key, "patched")
+                if resp.status == 404:
                     continue
             if not _retriable(resp.status):
                 raise self._reject(what, resp)

@@ -112,6 +112,21 @@ PORT_NAME_MONITOR: Final = "monitor"
 ANNOTATION_ROUTE_VERSION: Final = f"{GROUP}/route-table-version"
 """On the route-table ConfigMap: the table's content-derived version, for humans and alerts."""
 
+# ------------------------------------------------------------------ reference profiles (Models)
+# A Model's reference profile lives in the ConfigMap ``<model>-profile`` (owned by the Model, key
+# ``profile.json``); every serving pod of that Model mounts it into its monitor sidecar.
+COMPONENT_PROFILE: Final = "profile"
+PROFILE_KEY: Final = "profile.json"
+"""Key of the reference profile (``driftline profile`` JSON) in its ConfigMap."""
+PROFILE_DIR: Final = "/etc/driftline/profile"
+"""Where the monitor sidecar mounts its Model's profile ConfigMap."""
+ANNOTATION_PROFILE_SHA256: Final = f"{GROUP}/profile-sha256"
+"""On the profile ConfigMap: sha256 of the profile text; an equal digest means nothing to write."""
+ANNOTATION_REFERENCE_SHA256: Final = f"{GROUP}/reference-sha256"
+"""On the profile ConfigMap: the verified digest of the reference dataset it was built from."""
+ANNOTATION_MODEL_SHA256: Final = f"{GROUP}/model-sha256"
+"""On the profile ConfigMap: the verified digest of the Model's ONNX artifact (its version)."""
+
 
 def _fit(name: str) -> str:
     """``name`` if it fits 63 characters, else a truncation ending in a stable 8-hex hash."""
@@ -148,6 +163,21 @@ def public_service_name(deployment: str) -> str:
 def route_table_name(deployment: str) -> str:
     """Name of the route-table ConfigMap: ``<dep>-routes``."""
     return _fit(f"{deployment}-routes")
+
+
+def profile_config_map_name(model: str) -> str:
+    """Name of a Model's reference-profile ConfigMap: ``<model>-profile``."""
+    return _fit(f"{model}-profile")
+
+
+def profile_labels(model: str) -> dict[str, str]:
+    """Labels of a Model's profile ConfigMap (never the Deployment's: no Deployment prunes it)."""
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY_VALUE,
+        LABEL_PART_OF: PART_OF_VALUE,
+        LABEL_COMPONENT: COMPONENT_PROFILE,
+        LABEL_MODEL: model,
+    }
 
 
 def service_host(service: str, namespace: str) -> str:

@@ -33,6 +33,7 @@ from typing import Literal
 
 from driftline.operator.api import Deployment, Model
 from driftline.operator.api.deployment import Batching, PodOverrides
+from driftline.operator.api.driftmonitor import DriftMonitorSpec
 from driftline.operator.api.meta import ResourceRequirements
 from driftline.operator.errors import DependencyNotReady
 
@@ -67,8 +68,10 @@ class ModelRef:
     uri: str
     sha256: str
     profile: str | None
-    """URI of the reference profile the monitor loads (from Model status), if built."""
+    """Local mode: the reference profile file the monitor loads (from Model status), if built."""
     features: tuple[str, ...]
+    profile_config_map: str | None = None
+    """The ConfigMap holding the Model's reference profile (from Model status), if built."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class Topology:
     monitor_enabled: bool
     monitor_window: int
     pod: PodOverrides
+    drift: DriftMonitorSpec | None = None
+    """The DriftMonitor watching this Deployment (its settings become the sidecars' flags)."""
 
     def variant(self, role: Role) -> VariantPlan | None:
         """The variant playing ``role``, if any (a draining slot included)."""
@@ -125,6 +130,7 @@ def model_ref(model: Model) -> ModelRef:
         sha256=model.spec.source.sha256,
         profile=status.profile if status is not None else None,
         features=tuple(f.name for f in model.spec.features),
+        profile_config_map=status.profile_config_map if status is not None else None,
     )
 
 
@@ -184,7 +190,11 @@ def _drain_variant(
 
 
 def desired(
-    deployment: Deployment, models: Mapping[str, Model], *, drain_slots: bool = True
+    deployment: Deployment,
+    models: Mapping[str, Model],
+    *,
+    drain_slots: bool = True,
+    drift: DriftMonitorSpec | None = None,
 ) -> Topology:
     """The topology a Deployment should have now, given its rollout state in status.
 
@@ -194,6 +204,7 @@ def desired(
         drain_slots: render the slot ``status.rollout.drainSlot`` keeps at weight 0 (the
             cluster, where variants are Deployments named by role). Local mode passes False: it
             keeps a drained Model's processes by model name (``rollout.traffic(state).draining``).
+        drift: the DriftMonitor watching it, if any (the monitor sidecars' settings).
 
     Returns:
         The desired topology.
@@ -257,6 +268,7 @@ def desired(
         monitor_enabled=monitor.enabled if monitor is not None else True,
         monitor_window=monitor.window if monitor is not None else 1000,
         pod=spec.pod or PodOverrides(),
+        drift=drift,
     )
 
 

@@ -48,13 +48,30 @@ def is_model_ready(model: Model | None) -> bool:
     )
 
 
-def model_ready(model: Model, info: ArtifactInfo, now: datetime) -> ModelStatus:
-    """The status of a Model whose artifact was verified and read."""
+@dataclass(frozen=True)
+class ProfileInfo:
+    """Where a Model's reference profile was stored (``driftline.operator.profiles``)."""
+
+    config_map: str
+    size_bytes: int
+    rows: int
+    grid_points: int
+
+
+def model_ready(
+    model: Model, info: ArtifactInfo, now: datetime, profile: ProfileInfo | None = None
+) -> ModelStatus:
+    """The status of a Model whose artifact was verified and read (and profile stored)."""
     old = model.status or ModelStatus()
     message = (
         f"verified {info.size_bytes} bytes, opset {info.opset}, "
         f"{len(info.signature.inputs)} input(s), {len(info.signature.outputs)} output(s)"
     )
+    if profile is not None:
+        message += (
+            f"; reference profile of {profile.rows} rows ({profile.size_bytes} bytes, "
+            f"{profile.grid_points} points) in ConfigMap {profile.config_map}"
+        )
     return old.model_copy(
         update={
             "observed_generation": model.metadata.generation,
@@ -72,6 +89,8 @@ def model_ready(model: Model, info: ArtifactInfo, now: datetime) -> ModelStatus:
             "opset": info.opset,
             "size_bytes": info.size_bytes,
             "verified_sha256": info.sha256,
+            "profile_config_map": profile.config_map if profile is not None else None,
+            "profile_size_bytes": profile.size_bytes if profile is not None else None,
         }
     )
 

@@ -12,7 +12,14 @@ Guarantees:
   showing both digests.
 - A file already present with the expected digest is kept (re-running the init container is free).
 - Transient HTTP failures (connection errors, a dropped connection mid-body, 408/429/5xx) are
-  retried with exponential backoff; other 4xx and digest mismatches are not.
+  retried with exponential backoff; other 4xx and digest mismatches are not. When the retries are
+  spent the error stays a :class:`TransientFetchError`, so a caller with its own backoff (the
+  operator) can tell "try later" from "never".
+- With ``max_bytes`` the download stops as soon as it exceeds the limit (``Content-Length`` is
+  checked before the body is read): :class:`TooLargeError`.
+
+Errors: :class:`FetchError` (permanent) with the subclasses :class:`DigestMismatchError` and
+:class:`TooLargeError`, and :class:`TransientFetchError` (worth retrying later).
 """
 
 from __future__ import annotations
@@ -45,6 +52,41 @@ class FetchError(Exception):
 
 class TransientFetchError(FetchError):
     """A failure worth retrying (network, dropped connection, 408/429/5xx)."""
+
+
+class DigestMismatchError(FetchError):
+    """The bytes do not have the expected sha256 (nothing was written)."""
+
+
+class TooLargeError(FetchError):
+    """The artifact is larger than the caller's ``max_bytes`` (the download was stopped)."""
+
+
+class _Limited:
+    """A write-only file wrapper that refuses more than ``limit`` bytes (``None``: no limit)."""
+
+    def __init__(self, out: BinaryIO, limit: int | None, uri: str) -> None:
+        self._out = out
+        self._limit = limit
+        self._uri = uri
+        self.written = 0
+
+    def check_declared(self, size: int) -> None:
+        """Fail before reading a body whose declared size is already over the limit."""
+        if self._limit is not None and size > self._limit:
+            raise TooLargeError(
+                f"{self._uri} is {size} bytes, more than the limit of {self._limit} bytes"
+            )
+
+    def write(self, data: bytes) -> int:
+        """Write ``data``, or raise :class:`TooLargeError` when it would pass the limit."""
+        self.written += len(data)
+        if self._limit is not None and self.written > self._limit:
+            raise TooLargeError(
+                f"{self._uri} is larger than the limit of {self._limit} bytes (stopped at "
+                f"{self.written} bytes)"
+            )
+        return self._out.write(data)
 
 
 @dataclass(frozen=True)
@@ -102,7 +144,7 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _copy_http(uri: str, out: BinaryIO, timeout_s: float) -> None:
+def _copy_http(uri: str, out: _Limited, timeout_s: float) -> None:
     import httpx
 
     try:
@@ -111,21 +153,25 @@ def _copy_http(uri: str, out: BinaryIO, timeout_s: float) -> None:
                 raise TransientFetchError(f"GET {uri} answered {response.status_code}")
             if response.status_code >= 400:
                 raise FetchError(f"GET {uri} answered {response.status_code}")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit():
+                out.check_declared(int(declared))
             for chunk in response.iter_bytes(CHUNK):
                 out.write(chunk)
     except httpx.TransportError as exc:  # connect/read errors, a connection dropped mid-body
         raise TransientFetchError(f"GET {uri} failed: {type(exc).__name__}: {exc}") from None
 
 
-def _copy_file(path: Path, out: BinaryIO) -> None:
+def _copy_file(path: Path, out: _Limited) -> None:
     try:
+        out.check_declared(path.stat().st_size)
         with path.open("rb") as src:
             shutil.copyfileobj(src, out, CHUNK)
     except OSError as exc:
         raise FetchError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _copy_s3(uri: str, out: BinaryIO) -> None:
+def _copy_s3(uri: str, out: _Limited) -> None:
     try:
         import boto3
     except ImportError:
@@ -133,11 +179,13 @@ def _copy_s3(uri: str, out: BinaryIO) -> None:
     parsed = urlparse(uri)
     try:
         boto3.client("s3").download_fileobj(parsed.netloc, parsed.path.lstrip("/"), out)
+    except FetchError:
+        raise  # our own limit, raised from inside the download
     except Exception as exc:  # botocore's error tree is large; all are retried as transient
         raise TransientFetchError(f"s3 download of {uri} failed: {exc}") from None
 
 
-def _copy(uri: str, out: BinaryIO, timeout_s: float) -> None:
+def _copy(uri: str, out: _Limited, timeout_s: float) -> None:
     scheme = urlparse(uri).scheme
     if scheme in ("http", "https"):
         _copy_http(uri, out, timeout_s)
@@ -160,6 +208,7 @@ def fetch(
     retry: RetryPolicy | None = None,
     timeout_s: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
+    max_bytes: int | None = None,
 ) -> Path:
     """Download ``uri`` into ``dest/name``, verified against ``sha256``.
 
@@ -171,13 +220,16 @@ def fetch(
         retry: retry policy for transient failures.
         timeout_s: per-request network timeout.
         sleep: how to wait between attempts (tests pass a recorder).
+        max_bytes: largest accepted size; a bigger artifact fails without being read to the end.
 
     Returns:
         The final path.
 
     Raises:
-        FetchError: bad arguments, a permanent failure, transient failures beyond the retries,
-            or a digest mismatch (message shows expected and actual digests).
+        FetchError: bad arguments or a permanent failure (404, unreadable file).
+        DigestMismatchError: the digest differs (message shows expected and actual digests).
+        TooLargeError: the artifact is larger than ``max_bytes``.
+        TransientFetchError: transient failures outlived the retries.
     """
     expected = check_digest(sha256)
     target = dest / (name or file_name_of(uri))
@@ -197,12 +249,12 @@ def fetch(
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
-                _copy(uri, out, timeout_s)
+                _copy(uri, _Limited(out, max_bytes, uri), timeout_s)
                 out.flush()
                 os.fsync(out.fileno())
             actual = sha256_of(tmp)
             if actual != expected:
-                raise FetchError(
+                raise DigestMismatchError(
                     f"sha256 mismatch for {uri}: expected {expected}, got {actual}; "
                     "nothing was written"
                 )
@@ -212,7 +264,7 @@ def fetch(
         except TransientFetchError as exc:
             delay = next(delays, None)
             if delay is None:
-                raise FetchError(f"{exc} (gave up after {attempt} attempts)") from None
+                raise TransientFetchError(f"{exc} (gave up after {attempt} attempts)") from None
             log.warning("attempt %d: %s; retrying in %.1fs", attempt, exc, delay)
             sleep(delay)
         finally:

@@ -3,7 +3,9 @@
 We test these aspects:
 - a real ONNX file yields its signature, opset and size; a wrong digest, an unreadable file, an
   oversized file and features that do not fit the graph are permanent, with distinct reasons;
-- a remote URI is a temporary DependencyNotReady (no retry storm: a long delay);
+- FetchingSource (the serving fetcher, one attempt): a missing file is temporary; a wrong digest,
+  an oversized file and an unsupported scheme are permanent, with reasons naming the source or
+  the reference;
 - Model status: Ready with Verified, or Failed/Stalled with the reason; is_model_ready needs the
   digest and generation to match;
 - status_patch nulls fields that went away.
@@ -22,8 +24,8 @@ from onnx import TensorProto, helper
 
 from driftline.operator import conditions
 from driftline.operator.api import Model
-from driftline.operator.artifacts import LocalSource, check_features, inspect_onnx
-from driftline.operator.errors import ArtifactInvalid, DependencyNotReady
+from driftline.operator.artifacts import FetchingSource, check_features, inspect_onnx
+from driftline.operator.errors import ArtifactInvalid, ArtifactUnavailable
 from driftline.operator.status import is_model_ready, model_failed, model_ready, status_patch
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -104,12 +106,36 @@ def test_features_must_fit_the_graph(tmp_path: Path) -> None:
         check_features(model(sha, [{"name": "a", "input": "nope"}]).spec, info.signature)
 
 
-def test_remote_artifacts_are_temporary_with_a_long_delay() -> None:
-    with pytest.raises(DependencyNotReady) as info:
-        LocalSource().local_path("s3://bucket/m.onnx")
-    assert info.value.delay >= 60
-    with pytest.raises(DependencyNotReady, match="does not exist"):
-        LocalSource().local_path("file:///no/such/file.onnx")
+def test_fetching_source_verifies_local_artifacts(tmp_path: Path) -> None:
+    sha = tiny(tmp_path / "m.onnx")
+    source = FetchingSource(base=tmp_path)
+    got = source.fetch(
+        "file://m.onnx", sha, tmp_path / "out", name="model.onnx", limit=LIMIT, what="source"
+    )
+    assert got == tmp_path / "out" / "model.onnx"
+    assert got.read_bytes() == (tmp_path / "m.onnx").read_bytes()
+
+
+def test_fetching_source_maps_failures_to_reasons(tmp_path: Path) -> None:
+    sha = tiny(tmp_path / "m.onnx")
+    source = FetchingSource(base=tmp_path)
+    uri = f"file://{tmp_path / 'm.onnx'}"
+
+    def reason(uri: str, digest: str, limit: int = LIMIT, what: str = "source") -> str:
+        with pytest.raises((ArtifactInvalid, ArtifactUnavailable)) as info:
+            source.fetch(uri, digest, tmp_path / "out", name="x", limit=limit, what=what)  # type: ignore[arg-type]
+        assert f"spec.{what}" in info.value.message
+        return info.value.reason
+
+    assert reason(uri, "f" * 64) == "DigestMismatch"
+    assert reason(uri, "f" * 64, what="reference") == "ReferenceDigestMismatch"
+    assert reason(uri, sha, limit=10) == "ArtifactTooLarge"
+    assert reason(uri, sha, limit=10, what="reference") == "ReferenceTooLarge"
+    assert reason("gs://bucket/m.onnx", sha) == "FetchFailed"
+    with pytest.raises(ArtifactUnavailable) as missing:
+        source.fetch("file:///no/such.onnx", sha, tmp_path, name="x", limit=LIMIT, what="source")
+    assert missing.value.reason == "ArtifactMissing"
+    assert not list((tmp_path / "out").glob("*")), "nothing half-written"
 
 
 def test_model_status_ready_and_failed(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def model(name: str, version: str) -> Model:
                 },
                 "features": [{"name": "tenure"}, {"name": "plan", "type": "categorical"}],
             },
-            "status": {"profile": f"https://models.example/churn/{version}/profile.json"},
+            "status": {"profileConfigMap": f"{name}-profile"},
         }
     )
 

@@ -221,8 +221,17 @@ class ModelStatus(StatusBase):
     """Artifact size in bytes."""
 
     profile: str | None = None
-    """URI of the reference profile built from ``spec.reference`` (bin edges and counts per
-    feature), which monitors load."""
+    """Local mode: the file holding the reference profile built from ``spec.reference`` (bin
+    edges and counts per feature), which its monitors load. In a cluster see
+    ``profileConfigMap``."""
+
+    profile_config_map: KubernetesName | None = None
+    """The ConfigMap (same namespace, owned by this Model) holding the reference profile built
+    from ``spec.reference`` under the key ``profile.json``; the monitor sidecar of every pod
+    serving this Model mounts it. Unset without ``spec.reference``."""
+
+    profile_size_bytes: Annotated[int, Field(ge=0)] | None = None
+    """Size of the stored profile JSON in bytes (at most 900 KiB, so it fits a ConfigMap)."""
 
     verified_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
     """The digest the operator verified; equals ``spec.source.sha256`` when ``Ready``."""

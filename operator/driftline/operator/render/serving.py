@@ -7,7 +7,9 @@ Pure. The pod runs three containers from the one Driftline image:
 - ``server``: ``driftline serve`` (settings through ``DRIFTLINE_SERVE_*``), Open Inference
   Protocol v2 on port 8080; liveness ``/v2/health/live``, readiness ``/v2/health/ready``.
 - ``monitor``: ``driftline monitor`` (``DRIFTLINE_MONITOR_*``) on port 9100; the server posts
-  prediction records to it over localhost.
+  prediction records to it over localhost. It loads the Model's reference profile from the
+  Model's ConfigMap, mounted read-only; its tests come from the DriftMonitor watching the
+  Deployment (``render.monitoring``). A Model without a profile runs without a monitor.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from driftline.operator import names
 from driftline.operator.manifests import JsonObject, JsonValue, Manifest
 from driftline.operator.plan import Topology, VariantPlan
-from driftline.operator.render import common
+from driftline.operator.render import common, monitoring
 
 MODEL_VOLUME = "models"
 TMP_VOLUME = "tmp"
@@ -40,19 +42,8 @@ def _server_env(topology: Topology, variant: VariantPlan) -> dict[str, str]:
         "DRIFTLINE_SERVE_MAX_BATCH_SIZE": str(topology.batching.max_batch_size),
         "DRIFTLINE_SERVE_MAX_DELAY_MS": f"{topology.batching.max_delay_ms:g}",
     }
-    if topology.monitor_enabled:
+    if monitoring.has_monitor(topology, variant):
         values["DRIFTLINE_SERVE_MONITOR_URL"] = f"http://127.0.0.1:{names.PORT_MONITOR}"
-    return values
-
-
-def _monitor_env(topology: Topology, variant: VariantPlan) -> dict[str, str]:
-    values = {
-        "DRIFTLINE_MONITOR_HOST": "0.0.0.0",
-        "DRIFTLINE_MONITOR_PORT": str(names.PORT_MONITOR),
-        "DRIFTLINE_MONITOR_WINDOW_ROWS": str(topology.monitor_window),
-    }
-    if variant.model.profile:
-        values["DRIFTLINE_MONITOR_PROFILE"] = variant.model.profile
     return values
 
 
@@ -79,19 +70,26 @@ def _containers(topology: Topology, variant: VariantPlan, image: str) -> list[Js
         "volumeMounts": mounts,
     }
     out: list[JsonValue] = [server]
-    if topology.monitor_enabled:
+    if monitoring.has_monitor(topology, variant):
         out.append(
             {
                 "name": "monitor",
                 "image": image,
                 "args": ["monitor"],
-                "env": common.env(_monitor_env(topology, variant)),
+                "env": common.env(monitoring.monitor_env(topology, variant)),
                 "ports": [{"name": names.PORT_NAME_MONITOR, "containerPort": names.PORT_MONITOR}],
                 "livenessProbe": common.tcp_probe(names.PORT_NAME_MONITOR, 10),
                 "readinessProbe": common.tcp_probe(names.PORT_NAME_MONITOR, 5),
                 "resources": common.MONITOR_RESOURCES,
                 "securityContext": common.container_security(),
-                "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
+                "volumeMounts": [
+                    {"name": TMP_VOLUME, "mountPath": "/tmp"},
+                    {
+                        "name": monitoring.PROFILE_VOLUME,
+                        "mountPath": names.PROFILE_DIR,
+                        "readOnly": True,
+                    },
+                ],
             }
         )
     return out
@@ -125,15 +123,18 @@ def deployment(topology: Topology, variant: VariantPlan, default_image: str) -> 
     image = _image(topology, default_image)
     pod_labels = {**topology.pod.labels, **names.child_labels(topology.name), **selector}
     pod_labels[names.LABEL_MODEL] = variant.model.name
+    volumes: list[JsonValue] = [
+        {"name": MODEL_VOLUME, "emptyDir": {}},
+        {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}},
+    ]
+    if monitoring.has_monitor(topology, variant):
+        volumes.append(monitoring.profile_volume(variant))
     pod_spec: JsonObject = {
         "automountServiceAccountToken": False,
         "securityContext": common.pod_security(),
         "initContainers": [_fetch(variant, image)],
         "containers": _containers(topology, variant, image),
-        "volumes": [
-            {"name": MODEL_VOLUME, "emptyDir": {}},
-            {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}},
-        ],
+        "volumes": volumes,
         "terminationGracePeriodSeconds": 30,
     }
     if topology.pod.service_account_name:
@@ -176,7 +177,7 @@ def service(topology: Topology, variant: VariantPlan) -> Manifest:
     ports: list[JsonValue] = [
         {"name": names.PORT_NAME_HTTP, "port": names.PORT_HTTP, "targetPort": names.PORT_NAME_HTTP}
     ]
-    if topology.monitor_enabled:
+    if monitoring.has_monitor(topology, variant):
         ports.append(
             {
                 "name": names.PORT_NAME_MONITOR,

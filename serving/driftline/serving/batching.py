@@ -5,6 +5,12 @@ runtime and calls :meth:`~driftline.serving.runtime.ModelRuntime.predict` once p
 
 Policy (what a batch is):
 
+- A lone request runs at once ("dispatch when idle, coalesce only under load"): when the caller
+  knows no other request is waiting (the HTTP server holds only this one), nothing is queued and
+  no run is in progress, :meth:`Batcher.run_now` runs it synchronously on the caller's thread (no
+  task, no future, no loop turn) and :meth:`Batcher.submit` with ``alone=True`` runs it in the
+  caller's task. This holds whatever ``max_delay_s`` is: the delay only ever applies to requests
+  that arrive while others are waiting.
 - Requests are taken in arrival order. A batch holds requests whose non-batch dimensions agree
   (same trailing shape per input), up to ``max_batch_size`` rows; a single request larger than
   that runs alone. A model without a variable batch dimension runs every request alone.
@@ -129,6 +135,7 @@ class Batcher:
         self._max_delay = max_delay_s
         self._batchable = batchable and max_batch_size > 1
         self._on_batch = on_batch
+        self._inline = runtime.inline
         self._queue: deque[_Item] = deque()
         self._queued_rows = 0
         self._wake = asyncio.Event()
@@ -163,7 +170,7 @@ class Batcher:
         """
         if self._closing:
             raise InferenceFailed("server is shutting down")
-        if alone and not self._queue and not self._running and self._max_delay <= 0:
+        if alone and not self._queue and not self._running:
             return await self._run_alone(inputs, rows)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Array]] = loop.create_future()
@@ -171,6 +178,37 @@ class Batcher:
         self._queued_rows += rows
         self._wake.set()
         return await future
+
+    @property
+    def idle(self) -> bool:
+        """Whether :meth:`run_now` would run a request at once.
+
+        True when nothing is queued or running, the batcher is not closing, and the runtime may
+        run on this thread.
+        """
+        return not self._queue and not self._running and not self._closing and self._inline
+
+    def run_now(self, inputs: dict[str, Array], rows: int) -> dict[str, Array] | None:
+        """Run one lone request synchronously when the batcher is :attr:`idle`, else return None.
+
+        The caller's contract is :meth:`submit`'s with ``alone=True``: it knows no other request
+        is waiting. Returning None means "submit it instead" (something is queued or running, the
+        runtime offloads to a thread, or the batcher is closing).
+
+        Raises:
+            InferenceFailed: when the run fails.
+        """
+        if self._queue or self._running or self._closing or not self._inline:
+            return None
+        if self._on_batch is not None:
+            self._on_batch(rows)
+        try:
+            return self._runtime.predict_now(inputs)
+        except InferenceFailed:
+            raise
+        except Exception:  # the same boundary as the worker's
+            log.exception("model run failed")
+            raise InferenceFailed("model run failed") from None
 
     async def _run_alone(self, inputs: dict[str, Array], rows: int) -> dict[str, Array]:
         self._running = True

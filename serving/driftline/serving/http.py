@@ -18,7 +18,10 @@ per-request scope and the extra tasks. It does exactly what the data plane needs
 - a handler that raises is answered with ``500 {"error": "internal error"}`` and logged once:
   handlers are expected to map their own errors, this is the last line of defence;
 - graceful shutdown: stop accepting, close idle keep-alive connections, let in-flight requests
-  finish (up to a deadline), then close the rest.
+  finish (up to a deadline), then close the rest;
+- an optional synchronous path (``HttpServer(handler, fast=...)``): a request on an idle
+  connection is offered to it once the loop has read what arrived with it; what it answers is
+  written at once, with no task per request (the model server answers a lone inference this way).
 
 Contract for handlers: ``Request.headers`` has lower-cased names (last value wins); ``Response``
 bodies are bytes; ``Content-Length`` and ``Connection`` are set here, never by the handler.
@@ -94,6 +97,11 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 """An app: maps a request to a response. Must not raise for bad input (answer 4xx instead)."""
 
+FastHandler = Callable[[Request], Response | None]
+"""An app's synchronous path, tried first (optional, see :class:`HttpServer`): returns the
+response when it can answer without waiting for anything, else None to hand the request to the
+:data:`Handler`. Same contract otherwise: must not raise for bad input."""
+
 
 def json_error(status: int, message: str) -> Response:
     """A ``{"error": message}`` JSON response with ``status`` (the inference protocol's shape)."""
@@ -135,6 +143,7 @@ class ServerState:
 
     handler: Handler
     max_body_bytes: int
+    fast: FastHandler | None = None
     connections: set[_Connection] = field(default_factory=set)
     closing: bool = False
     pending: int = 0
@@ -245,11 +254,42 @@ class _Connection(asyncio.Protocol):
             self._transport.pause_reading()
         if not self._busy:
             self._busy = True
-            self._loop.create_task(self._drain())
+            if self._state.fast is not None:
+                # after this loop iteration's reads: the app then sees every request that
+                # arrived with this one (``pending``) and can tell a lone request from a burst
+                self._loop.call_soon(self._answer_fast)
+            else:
+                self._loop.create_task(self._drain())
 
     # ---------------------------------------------------------------- answering
+    def _answer_fast(self) -> None:
+        """Answer queued requests through the app's synchronous path while it can.
+
+        The first request it declines, and every one after it, go to :meth:`_drain` (in order).
+        """
+        fast = self._state.fast
+        assert fast is not None
+        while self._queue and not self._closed:
+            pending = self._queue[0]
+            try:
+                response = fast(pending.request)
+            except Exception:  # the last-resort mapper: handlers map their own errors
+                log.exception(
+                    "handler failed on %s %s", pending.request.method, pending.request.path
+                )
+                response = json_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+            if response is None:
+                self._loop.create_task(self._drain())  # still busy: the task owns the queue
+                return
+            self._queue.popleft()
+            if not self._answer(pending, response):
+                break
+        self._busy = False
+        if self._state.closing and not self._queue:
+            self._close()
+
     async def _drain(self) -> None:
-        """Answer queued requests in order; the only task a connection runs."""
+        """Answer queued requests in order through the async handler; one task at a time."""
         try:
             while self._queue and not self._closed:
                 pending = self._queue.popleft()
@@ -260,19 +300,25 @@ class _Connection(asyncio.Protocol):
                         "handler failed on %s %s", pending.request.method, pending.request.path
                     )
                     response = json_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
-                keep_alive = pending.keep_alive and not self._state.closing
-                self._state.pending -= 1
-                self._write(response, keep_alive)
-                if not keep_alive:
-                    self._close()
+                if not self._answer(pending, response):
                     return
-                if self._paused and len(self._queue) < MAX_PIPELINED // 2 and self._transport:
-                    self._paused = False
-                    self._transport.resume_reading()
         finally:
             self._busy = False
             if self._state.closing and not self._queue:
                 self._close()
+
+    def _answer(self, pending: _Pending, response: Response) -> bool:
+        """Write one answer; False when the connection is now closed (no keep-alive)."""
+        keep_alive = pending.keep_alive and not self._state.closing
+        self._state.pending -= 1
+        self._write(response, keep_alive)
+        if not keep_alive:
+            self._close()
+            return False
+        if self._paused and len(self._queue) < MAX_PIPELINED // 2 and self._transport:
+            self._paused = False
+            self._transport.resume_reading()
+        return True
 
     def _write(self, response: Response, keep_alive: bool) -> None:
         if self._transport is None or self._closed:
@@ -326,10 +372,27 @@ class HttpServer:
         await server.shutdown(timeout_s=10)     # stop accepting, finish in-flight, close
     """
 
-    def __init__(self, handler: Handler, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        fast: FastHandler | None = None,
+    ) -> None:
+        """Create a server for ``handler``; nothing is bound until :meth:`start`.
+
+        Args:
+            handler: the app.
+            max_body_bytes: largest request body accepted (``413`` beyond).
+            fast: the app's optional synchronous path. When given, a request on an idle
+                connection is first offered to it, once the loop has read everything that
+                arrived with it; a response is written at once (no task per request), None
+                hands the request to ``handler``. Without it every request runs in a task.
+        """
         if max_body_bytes <= 0:
             raise ValueError("max_body_bytes must be positive")
         self._handler = handler
+        self._fast = fast
         self._max_body_bytes = max_body_bytes
         self._server: asyncio.Server | None = None
         self._state: ServerState | None = None
@@ -352,7 +415,7 @@ class HttpServer:
 
     async def start(self, host: str, port: int, *, backlog: int = 2048) -> None:
         """Bind and start accepting connections."""
-        state = ServerState(self._handler, self._max_body_bytes)
+        state = ServerState(self._handler, self._max_body_bytes, self._fast)
         state.idle.set()
         self._state = state
         loop = asyncio.get_running_loop()

@@ -65,6 +65,7 @@ class ServerMetrics:
             registry=registry,
         )
         self._outcome = {o: self._requests.labels(model, version, o) for o in OUTCOMES}
+        self._ok = self._outcome["ok"]
         self.request_duration = Histogram(
             "driftline_server_request_duration_seconds",
             "Latency of answered inference requests in seconds, body parse to encoded response.",
@@ -111,6 +112,11 @@ class ServerMetrics:
         )
         self.records_dropped_queue_full = dropped.labels(model, version, "queue_full")
         self.records_dropped_send_failed = dropped.labels(model, version, "send_failed")
+
+    def observe_ok(self, latency_s: float) -> None:
+        """Count one successfully answered inference request and observe its latency."""
+        self.request_duration.observe(latency_s)
+        self._ok.inc()
 
     def count(self, outcome: str) -> None:
         """Count one answered inference request with ``outcome`` (one of :data:`OUTCOMES`)."""

@@ -72,6 +72,32 @@ def build_batch(model: str, version: str, variant: str, entries: Sequence[Entry]
     )
 
 
+FRAME_ROWS = 512
+"""Rows per frame, at most (a larger single request makes a larger frame). Encoding a frame blocks
+the event loop for about 1 us per row; 512 rows keep that stall near half a millisecond, where
+one 4,096-row frame stalled every in-flight request for ~5 ms (bench/results/serving-profile.md)."""
+
+
+def frames_of(entries: Sequence[Entry], max_rows: int) -> list[tuple[list[Entry], int]]:
+    """Split entries, in order, into groups of at most ``max_rows`` rows (pure).
+
+    An entry is never split: one with more rows than ``max_rows`` is a group of its own.
+    Returns ``(entries, rows)`` per group.
+    """
+    groups: list[tuple[list[Entry], int]] = []
+    chunk: list[Entry] = []
+    rows = 0
+    for entry in entries:
+        if chunk and rows + entry.rows > max_rows:
+            groups.append((chunk, rows))
+            chunk, rows = [], 0
+        chunk.append(entry)
+        rows += entry.rows
+    if chunk:
+        groups.append((chunk, rows))
+    return groups
+
+
 class RecordShipper:
     """Bounded queue of record entries plus the task that sends them in frames."""
 
@@ -115,21 +141,20 @@ class RecordShipper:
             self._due.set()
 
     async def _send(self) -> None:
-        entries, self._entries, rows, self._rows = self._entries, [], self._rows, 0
+        entries, self._entries, self._rows = self._entries, [], 0
         self._due.clear()
-        if not entries:
-            return
-        try:
-            frame = encode(build_batch(self._model, self._version, self._variant, entries))
-            await self._post(frame)
-        except Exception as exc:  # delivery is best-effort by contract: count, log, go on
-            self._metrics.records_dropped_send_failed.inc(rows)
-            now = time.monotonic()
-            if now - self._last_error_log > 30.0:
-                self._last_error_log = now
-                log.warning("dropped %d prediction record rows: %s", rows, exc)
-            return
-        self._metrics.records_sent.inc(rows)
+        for chunk, rows in frames_of(entries, FRAME_ROWS):
+            try:
+                frame = encode(build_batch(self._model, self._version, self._variant, chunk))
+                await self._post(frame)
+            except Exception as exc:  # delivery is best-effort by contract: count, log, go on
+                self._metrics.records_dropped_send_failed.inc(rows)
+                now = time.monotonic()
+                if now - self._last_error_log > 30.0:
+                    self._last_error_log = now
+                    log.warning("dropped %d prediction record rows: %s", rows, exc)
+                continue
+            self._metrics.records_sent.inc(rows)
 
     async def run(self) -> None:
         """Send a frame whenever ``flush_rows`` rows are queued or the interval passed.

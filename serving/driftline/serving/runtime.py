@@ -59,6 +59,19 @@ class ModelRuntime(Protocol):
         """Run the model on one batch."""
         ...
 
+    @property
+    def inline(self) -> bool:
+        """Whether :meth:`predict_now` may be called on the event loop.
+
+        True when a run is cheap enough to block the loop for (ONNX Runtime without
+        ``offload``).
+        """
+        ...
+
+    def predict_now(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        """Run the model on one batch synchronously (only when :attr:`inline` is True)."""
+        ...
+
     async def unload(self) -> None:
         """Release the model's resources."""
         ...
@@ -130,6 +143,7 @@ class OnnxRuntime:
         self._signature: Signature | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._run_options: onnxruntime.RunOptions | None = None
+        self._output_names: list[str] = []
 
     @property
     def signature(self) -> Signature:
@@ -187,6 +201,9 @@ class OnnxRuntime:
         import onnxruntime as ort
 
         self._session, self._signature = session, signature
+        # passing the names saves ONNX Runtime re-reading the outputs' metadata on every run
+        # (about a third of a one-row run's cost, measured in bench/serving/profile.py)
+        self._output_names = [t.name for t in signature.outputs]
         self._run_options = ort.RunOptions()
         if self._config.offload:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="driftline-infer")
@@ -200,11 +217,24 @@ class OnnxRuntime:
         session = self._session
         if session is None or self._signature is None:
             raise InferenceFailed("model is not loaded")
+        feed = inputs if type(inputs) is dict else dict(inputs)
         try:
-            values = session.run(None, dict(inputs), self._run_options)
+            values = session.run(self._output_names, feed, self._run_options)
         except Exception as exc:  # onnxruntime's error types are not exported: map them here
             raise InferenceFailed(f"ONNX Runtime failed: {str(exc).strip()[:300]}") from None
-        return {t.name: np.asarray(v) for t, v in zip(self._signature.outputs, values, strict=True)}
+        return {
+            name: v if type(v) is np.ndarray else np.asarray(v)
+            for name, v in zip(self._output_names, values, strict=True)
+        }
+
+    @property
+    def inline(self) -> bool:
+        """True unless runs are offloaded to the worker thread (:attr:`SessionConfig.offload`)."""
+        return not self._config.offload
+
+    def predict_now(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        """Run one batch on the calling thread (the event loop's, for a lone request)."""
+        return self.run(inputs)
 
     async def predict(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
         """Run one batch inline or in the worker thread, per :class:`SessionConfig`."""
@@ -249,6 +279,15 @@ class FakeRuntime:
 
     async def predict(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
         """Record the batch's rows and apply ``fn``."""
+        return self.predict_now(inputs)
+
+    @property
+    def inline(self) -> bool:
+        """Always: ``fn`` runs on the caller's thread."""
+        return True
+
+    def predict_now(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        """Record the batch's rows and apply ``fn`` synchronously."""
         first = next(iter(inputs.values()))
         self.calls.append(int(first.shape[0]) if first.ndim else 1)
         return self._fn(inputs)

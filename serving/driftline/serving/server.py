@@ -8,13 +8,17 @@ or start the whole process.
 The request path, in order: route (exact-path table for the served model, then the pattern table
 :data:`ROUTES` for everything else) -> readiness -> ``protocol.parse_infer_request`` ->
 ``batching.Batcher`` -> ``protocol.encode_infer_response`` -> metrics and prediction record.
+Two ways through it, same answers: :meth:`ModelServer.handle_now`, called synchronously by the HTTP
+core, answers probes, metadata and a lone inference request (nothing else pending, batcher idle)
+at once; everything else goes through the async :meth:`ModelServer.handle` and joins a batch.
 Every :class:`~driftline.serving.errors.ServingError` becomes ``{"error": message}`` with its
-status in :meth:`ModelServer.handle`, the only mapper.
+status in those two methods, the only mappers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -42,6 +46,7 @@ from driftline.serving.metrics import ServerMetrics
 from driftline.serving.protocol import (
     HEADER_LENGTH,
     Array,
+    InferRequest,
     Policy,
     encode_infer_response,
     model_metadata,
@@ -232,7 +237,10 @@ class ModelServer:
 
     # ------------------------------------------------------------------------------ handling
     async def handle(self, request: Request) -> Response:
-        """Answer one HTTP request; the one place :class:`ServingError` becomes a response."""
+        """Answer one HTTP request.
+
+        With :meth:`handle_now`, the only place a :class:`ServingError` becomes a response.
+        """
         route = self._exact.get((request.method, request.path))
         try:
             if route is None:
@@ -240,6 +248,38 @@ class ModelServer:
             if route.endpoint == "infer":
                 return await self._infer(request, route.params)
             return self._get(route)
+        except ServingError as exc:
+            return json_error(exc.status, exc.message)
+
+    def handle_now(self, request: Request) -> Response | None:
+        """Answer a request synchronously when that needs no waiting, else return None.
+
+        The HTTP core's fast path (:class:`~driftline.serving.http.HttpServer` ``fast=``): probes
+        and metadata always; an inference request when it is alone (the HTTP server holds no
+        other request) and the batcher is idle, so it runs at once on this thread with no task,
+        future or loop turn. Everything else (a request arriving under load, which should join a
+        batch) returns None and goes through :meth:`handle`. Responses are identical either way.
+        """
+        route = self._exact.get((request.method, request.path))
+        try:
+            if route is None:
+                route = match_route(request.method, request.path)
+            if route.endpoint != "infer":
+                return self._get(route)
+            batcher = self._batcher
+            if batcher is None or self._pending() > 1 or not batcher.idle:
+                return None  # not ready (answered by the async path) or not alone
+            started = time.perf_counter()
+            try:
+                self._check_model(route.params)
+                req = self._parse(request)
+                outputs = batcher.run_now(req.inputs, req.rows)
+            except ServingError as exc:
+                self._metrics.count(_OUTCOME.get(exc.status, "error"))
+                raise
+            if outputs is None:  # cannot happen: idle was checked and nothing ran since
+                return None
+            return self._respond(req, outputs, started)
         except ServingError as exc:
             return json_error(exc.status, exc.message)
 
@@ -274,51 +314,58 @@ class ModelServer:
             raise ModelNotReady(f"model {self._name!r} is not ready: {self._not_ready_reason}")
         return Response(200, self._model_meta)
 
+    def _parse(self, request: Request) -> InferRequest:
+        """The request's body parsed and validated against the model (raises InvalidInput)."""
+        headers = request.headers
+        header_length = _header_length(headers) if HEADER_LENGTH in headers else None
+        encoding = headers.get("content-encoding")
+        if encoding is not None and encoding.lower() != "identity":
+            raise InvalidInput(f"Content-Encoding {encoding.lower()!r} is not supported")
+        return parse_infer_request(
+            request.body, self._runtime.signature, self._policy, header_length=header_length
+        )
+
+    def _respond(self, req: InferRequest, outputs: dict[str, Array], started: float) -> Response:
+        """Encode the answer, then count it and hand its record to the shipper."""
+        signature = self._runtime.signature
+        specs = (
+            signature.outputs
+            if req.outputs is None
+            else tuple(s for n in req.outputs for s in signature.outputs if s.name == n)
+        )
+        body, json_length = encode_infer_response(
+            self._name,
+            self._version,
+            req.id,
+            [(s, outputs[s.name]) for s in specs],
+            req.binary_outputs,
+        )
+        latency = time.perf_counter() - started
+        self._metrics.observe_ok(latency)
+        if self._shipper is not None:
+            self._record(req.id, req.rows, req.inputs, outputs, latency, signature.batchable)
+        if json_length is None:
+            return Response(200, body)
+        return Response(
+            200,
+            body,
+            "application/octet-stream",
+            (("inference-header-content-length", str(json_length)),),
+        )
+
     async def _infer(self, request: Request, params: Mapping[str, str]) -> Response:
         started = time.perf_counter()
         self._inflight += 1
-        metrics = self._metrics
         try:
             self._check_model(params)
             batcher = self._batcher
             if batcher is None:
                 raise ModelNotReady(f"model {self._name!r} is not ready: {self._not_ready_reason}")
-            header_length = _header_length(request.headers)
-            encoding = request.headers.get("content-encoding", "identity").lower()
-            if encoding != "identity":
-                raise InvalidInput(f"Content-Encoding {encoding!r} is not supported")
-            signature = self._runtime.signature
-            req = parse_infer_request(
-                request.body, signature, self._policy, header_length=header_length
-            )
+            req = self._parse(request)
             outputs = await batcher.submit(req.inputs, req.rows, alone=self._pending() <= 1)
-            specs = (
-                signature.outputs
-                if req.outputs is None
-                else tuple(s for n in req.outputs for s in signature.outputs if s.name == n)
-            )
-            body, json_length = encode_infer_response(
-                self._name,
-                self._version,
-                req.id,
-                [(s, outputs[s.name]) for s in specs],
-                req.binary_outputs,
-            )
-            latency = time.perf_counter() - started
-            metrics.request_duration.observe(latency)
-            metrics.count("ok")
-            if self._shipper is not None:
-                self._record(req.id, req.rows, req.inputs, outputs, latency, signature.batchable)
-            if json_length is None:
-                return Response(200, body)
-            return Response(
-                200,
-                body,
-                "application/octet-stream",
-                (("inference-header-content-length", str(json_length)),),
-            )
+            return self._respond(req, outputs, started)
         except ServingError as exc:
-            metrics.count(_OUTCOME.get(exc.status, "error"))
+            self._metrics.count(_OUTCOME.get(exc.status, "error"))
             raise
         finally:
             self._inflight -= 1
@@ -404,6 +451,20 @@ def build(settings: ServerSettings, registry: CollectorRegistry) -> Wiring:
     return Wiring(app, shipper, close_client)
 
 
+async def _load_and_freeze(app: ModelServer) -> None:
+    """Load the model, then move every object alive after start-up out of the collector's reach.
+
+    Why: the process holds some 50k long-lived objects (numpy, onnxruntime, prometheus, pydantic);
+    each full garbage collection traversed all of them, a 20-45 ms stall of the event loop that
+    every in-flight request paid (it was the p99 at concurrency 64, bench/results/
+    serving-profile.md). Frozen, they are never traversed again; collections then only see
+    objects made per request (a fraction of a millisecond).
+    """
+    if await app.load():
+        gc.collect()
+        gc.freeze()
+
+
 async def run(settings: ServerSettings) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully.
 
@@ -413,7 +474,7 @@ async def run(settings: ServerSettings) -> None:
     registry = CollectorRegistry()
     wiring = build(settings, registry)
     app, shipper = wiring.app, wiring.shipper
-    http = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes)
+    http = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes, fast=app.handle_now)
     app.watch_pending(lambda: http.pending)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -428,7 +489,7 @@ async def run(settings: ServerSettings) -> None:
         settings.version,
     )
     shipper_task = loop.create_task(shipper.run()) if shipper is not None else None
-    load_task = loop.create_task(app.load())
+    load_task = loop.create_task(_load_and_freeze(app))
     await stop.wait()
     log.info("shutting down: finishing in-flight requests")
     load_task.cancel()

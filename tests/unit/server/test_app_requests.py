@@ -4,11 +4,13 @@ We test these aspects: the route table (pure); each endpoint's answer; every err
 4xx/503 with {"error": ...} naming the problem, counted by outcome; a model that fails to load
 staying not-ready with the process up; every datatype through a real ONNX Runtime session; the
 quickstart model's outputs equal to calling ONNX Runtime directly; prediction records handed to
-the shipper with the request's rows.
+the shipper with the request's rows; the synchronous path (ModelServer.handle_now) answering a lone
+request exactly like the async one and leaving requests that should batch to it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from driftline.serving.errors import MethodNotAllowed, ModelNotFound
-from driftline.serving.http import Request
+from driftline.serving.http import Request, Response
 from driftline.serving.metrics import ServerMetrics
 from driftline.serving.protocol import DTYPES, Policy
 from driftline.serving.recorder import RecordShipper
@@ -266,7 +268,18 @@ ERROR_PATHS = [
 ]
 
 
+async def _answer(app: ModelServer, request: Request, fast: bool) -> Response:
+    """Answer through the async path, or through the synchronous one as a lone request."""
+    if not fast:
+        return await app.handle(request)
+    app.watch_pending(lambda: 1)
+    response = app.handle_now(request)
+    assert response is not None, "a lone request on an idle server must be answered at once"
+    return response
+
+
 @QUICKSTART_TIMEOUT
+@pytest.mark.parametrize("fast", [False, True], ids=["async", "fast"])
 @pytest.mark.parametrize(
     ("case", "path", "doc", "headers", "status", "message", "outcome"),
     ERROR_PATHS,
@@ -275,6 +288,7 @@ ERROR_PATHS = [
 async def test_answering_bad_requests_with_4xx_naming_the_problem(
     quickstart_artifacts: Path,
     registry: CollectorRegistry,
+    fast: bool,
     case: str,
     path: str,
     doc: object,
@@ -286,13 +300,13 @@ async def test_answering_bad_requests_with_4xx_naming_the_problem(
     app = await _server(quickstart_artifacts / "model-v2.onnx", registry)
     assert await app.load()
     try:
-        response = await app.handle(_post(path, doc, headers))
+        response = await _answer(app, _post(path, doc, headers), fast)
         assert response.status == status
         assert message in orjson.loads(response.body)["error"]
         assert _count(registry, outcome) == 1
         assert _count(registry, "ok") == 0
         # the server keeps answering after any bad request
-        good = await app.handle(_post("/v2/models/m/infer", _infer_doc([[1] * 7])))
+        good = await _answer(app, _post("/v2/models/m/infer", _infer_doc([[1] * 7])), fast)
         assert good.status == 200
     finally:
         await app.close()
@@ -420,3 +434,59 @@ async def test_handing_each_answered_request_to_the_record_shipper(
         "driftline_server_records_sent_total", {"model": "m", "version": "1"}
     )
     assert sent == 4
+
+
+@QUICKSTART_TIMEOUT
+async def test_answering_a_lone_request_at_once_exactly_like_the_async_path(
+    quickstart_artifacts: Path, registry: CollectorRegistry
+) -> None:
+    app = await _server(quickstart_artifacts / "model-v2.onnx", registry)
+    assert await app.load()
+    try:
+        doc = _infer_doc([[0.5] * 7, [1.5] * 7], id="r1")
+        queued = await app.handle(_post("/v2/models/m/infer", doc))
+        app.watch_pending(lambda: 1)
+        at_once = app.handle_now(_post("/v2/models/m/infer", doc))
+        assert at_once is not None
+        assert (at_once.status, at_once.body) == (queued.status, queued.body)
+        assert _count(registry, "ok") == 2
+        batches = registry.get_sample_value(
+            "driftline_server_batch_rows_count", {"model": "m", "version": "1"}
+        )
+        assert batches == 2
+        # probes and metadata never need to wait either
+        for path in ("/v2/health/ready", "/v2/models/m", "/v2"):
+            probe = app.handle_now(_get(path))
+            assert probe is not None
+            assert probe.status == 200
+    finally:
+        await app.close()
+
+
+@QUICKSTART_TIMEOUT
+async def test_leaving_requests_that_should_join_a_batch_to_the_async_path(
+    quickstart_artifacts: Path, registry: CollectorRegistry
+) -> None:
+    app = await _server(quickstart_artifacts / "model-v2.onnx", registry)
+    request = _post("/v2/models/m/infer", _infer_doc([[1.0] * 7]))
+    app.watch_pending(lambda: 1)
+    assert app.handle_now(request) is None  # not loaded yet: the async path answers 503
+    assert (await app.handle(request)).status == 503
+    assert await app.load()
+    try:
+        app.watch_pending(lambda: 2)  # another request is waiting: batch with it
+        assert app.handle_now(request) is None
+        assert _count(registry, "ok") == 0
+        # a request already queued in the batcher (not yet run) also keeps others out
+        queued = asyncio.get_running_loop().create_task(app.handle(request))
+        for _ in range(100):  # loop turns until the task has queued its rows
+            if app.queued_rows:
+                break
+            await asyncio.sleep(0)
+        assert app.queued_rows == 1
+        app.watch_pending(lambda: 1)
+        assert app.handle_now(request) is None
+        assert (await queued).status == 200
+        assert app.handle_now(request) is not None
+    finally:
+        await app.close()

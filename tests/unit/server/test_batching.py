@@ -4,7 +4,8 @@ We test these aspects: concurrent requests coalesce into fewer runs with outputs
 unbatched calls (fake runtime and the real quickstart ONNX models); the max-rows cap; requests with
 different trailing shapes never share a run; non-batchable models run alone; the delay policy
 waits for company and flushes on a full batch; a failing run fails only its own requests; close
-finishes what is queued.
+finishes what is queued; a lone request runs at once, whatever the delay, and only when nothing is
+queued or running.
 """
 
 from __future__ import annotations
@@ -203,3 +204,50 @@ async def test_running_a_lone_request_at_once_on_an_idle_batcher() -> None:
     await batcher.close()
     assert all(r["y"].shape == (2, 3) for r in results)
     assert len(runtime.calls) < 1 + 6
+
+
+async def test_running_a_lone_request_synchronously_without_waiting_for_the_delay() -> None:
+    runtime = FakeRuntime(SIG, _affine)
+    batches: list[int] = []
+    batcher = _batcher(runtime, max_delay_s=30.0, on_batch=batches.append)
+    x = np.ones((2, 3), dtype=np.float32)
+    # a plain call that returns the outputs: no task, no future, no timer, no loop turn
+    out = batcher.run_now({"x": x}, 2)
+    assert out is not None
+    assert out["y"].tolist() == (x * 2 + 1).tolist()
+    assert (runtime.calls, batches) == ([2], [2])
+    # submit(alone=True) finishes on its coroutine's first step: it never suspends, so it
+    # cannot have waited for the 30 s delay or for the worker
+    step = batcher.submit({"x": x}, 2, alone=True)
+    with pytest.raises(StopIteration) as done:
+        step.send(None)
+    assert done.value.value["y"].tolist() == (x * 2 + 1).tolist()
+    assert runtime.calls == [2, 2]
+    await batcher.close()
+
+
+async def test_declining_to_run_at_once_when_others_wait_or_the_runtime_offloads() -> None:
+    runtime = FakeRuntime(SIG, _affine)
+    batcher = _batcher(runtime)
+    x = np.ones((1, 3), dtype=np.float32)
+    queued = asyncio.get_running_loop().create_task(batcher.submit({"x": x}, 1))
+    for _ in range(100):  # loop turns until the task has queued its row
+        if batcher.queued_rows:
+            break
+        await asyncio.sleep(0)
+    assert batcher.queued_rows == 1
+    assert not batcher.idle
+    assert batcher.run_now({"x": x}, 1) is None  # it would overtake the queued request
+    await queued
+    assert batcher.idle
+    await batcher.close()
+    assert batcher.run_now({"x": x}, 1) is None  # closed
+
+    class Offloading(FakeRuntime):
+        @property
+        def inline(self) -> bool:
+            return False
+
+    offloading = _batcher(Offloading(SIG, _affine))
+    assert offloading.run_now({"x": x}, 1) is None
+    await offloading.close()

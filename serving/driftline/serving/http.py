@@ -254,9 +254,10 @@ class _Connection(asyncio.Protocol):
             self._transport.pause_reading()
         if not self._busy:
             self._busy = True
-            if self._state.fast is not None:
-                # after this loop iteration's reads: the app then sees every request that
-                # arrived with this one (``pending``) and can tell a lone request from a burst
+            if self._state.fast is not None and self._state.pending == 1:
+                # a lone request (so far): offer it to the fast path after this loop iteration's
+                # reads, so that the app sees every request that arrived with it (``pending``)
+                # and can tell a lone request from a burst. Under load, straight to the task.
                 self._loop.call_soon(self._answer_fast)
             else:
                 self._loop.create_task(self._drain())
@@ -384,10 +385,11 @@ class HttpServer:
         Args:
             handler: the app.
             max_body_bytes: largest request body accepted (``413`` beyond).
-            fast: the app's optional synchronous path. When given, a request on an idle
-                connection is first offered to it, once the loop has read everything that
-                arrived with it; a response is written at once (no task per request), None
-                hands the request to ``handler``. Without it every request runs in a task.
+            fast: the app's optional synchronous path. When given, a request that arrives
+                alone (on an idle connection, no other request pending on the server) is first
+                offered to it, once the loop has read everything that arrived with it; a
+                response is written at once (no task per request), None hands the request to
+                ``handler``. Without it, or under load, every request runs in a task.
         """
         if max_body_bytes <= 0:
             raise ValueError("max_body_bytes must be positive")

@@ -20,10 +20,14 @@ the app; tests build one over a fresh ``CollectorRegistry``. Names follow Promet
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 OUTCOMES: Final = ("ok", "invalid", "not_found", "not_ready", "too_large", "error")
 """Every value of the ``outcome`` label (pre-created so rates exist before the first failure)."""
@@ -50,36 +54,95 @@ BATCH_BUCKETS: Final = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 """Rows per run: powers of two up to the largest sensible batch."""
 
 
+class LoopHistogram:
+    """A histogram updated from the event loop's thread only: a bisect and two adds, no lock.
+
+    Why not ``prometheus_client.Histogram``: its ``observe`` takes a lock per bucket and costs
+    about 1.3 us; on the inference path (two observations per request) that was 3 % of a
+    one-row request. The server updates and scrapes (``GET /metrics``) on the one loop thread,
+    so no lock is needed. Exposed through :class:`ServerMetrics`' collector with the same name,
+    labels and buckets as before.
+    """
+
+    __slots__ = ("_bounds", "_counts", "_sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        """Create an empty histogram with upper bounds ``bounds`` (ascending; +Inf is added)."""
+        if list(bounds) != sorted(bounds) or len(set(bounds)) != len(bounds):
+            raise ValueError("bucket bounds must be strictly ascending")
+        self._bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)
+        self._sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Count ``value`` in the first bucket whose upper bound is >= it."""
+        self._counts[bisect_left(self._bounds, value)] += 1
+        self._sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative ``(le, count)`` pairs, ending with ``+Inf`` (the exposition's form)."""
+        out: list[tuple[str, float]] = []
+        total = 0
+        for bound, count in zip((*map(floatToGoString, self._bounds), "+Inf"), self._counts):
+            total += count
+            out.append((bound, float(total)))
+        return out
+
+    @property
+    def sum(self) -> float:
+        """Sum of every observed value."""
+        return self._sum
+
+
+class _LoopCollector(Collector):
+    """Exposes the loop-local request counter and histograms of one :class:`ServerMetrics`."""
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._m
+        labels = [m.model, m.version]
+        requests = CounterMetricFamily(
+            "driftline_server_requests",
+            "Inference requests answered, by outcome.",
+            labels=("model", "version", "outcome"),
+        )
+        for outcome, count in m.outcomes.items():
+            requests.add_metric([*labels, outcome], count)
+        yield requests
+        for name, doc, histogram in (
+            (
+                "driftline_server_request_duration_seconds",
+                "Latency of answered inference requests in seconds, body parse to encoded "
+                "response.",
+                m.request_duration,
+            ),
+            ("driftline_server_batch_rows", "Rows per model run (dynamic batching).", m.batch_rows),
+        ):
+            family = HistogramMetricFamily(name, doc, labels=("model", "version"))
+            family.add_metric(labels, histogram.buckets(), histogram.sum)
+            yield family
+
+
 class ServerMetrics:
     """The server's metric objects, with the label values of the one served model pre-bound.
 
-    Hot-path methods touch pre-bound children only (no label lookups per request).
+    Hot-path methods touch pre-bound children only (no label lookups per request). The request
+    counter and the two histograms are loop-local (:class:`LoopHistogram`, plain ints): they must
+    be updated from the event loop's thread only, which is where the server handles requests.
     """
 
     def __init__(self, registry: CollectorRegistry, model: str, version: str) -> None:
         labels = ("model", "version")
-        self._requests = Counter(
-            "driftline_server_requests",
-            "Inference requests answered, by outcome.",
-            (*labels, "outcome"),
-            registry=registry,
-        )
-        self._outcome = {o: self._requests.labels(model, version, o) for o in OUTCOMES}
-        self._ok = self._outcome["ok"]
-        self.request_duration = Histogram(
-            "driftline_server_request_duration_seconds",
-            "Latency of answered inference requests in seconds, body parse to encoded response.",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        ).labels(model, version)
-        self.batch_rows = Histogram(
-            "driftline_server_batch_rows",
-            "Rows per model run (dynamic batching).",
-            labels,
-            buckets=BATCH_BUCKETS,
-            registry=registry,
-        ).labels(model, version)
+        self.model, self.version = model, version
+        self.outcomes: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        """Inference requests answered, by outcome (loop-local)."""
+        self.request_duration = LoopHistogram(LATENCY_BUCKETS)
+        """Latency of answered inference requests, seconds (loop-local)."""
+        self.batch_rows = LoopHistogram(tuple(float(b) for b in BATCH_BUCKETS))
+        """Rows per model run (loop-local)."""
+        registry.register(_LoopCollector(self))
         self._queue_rows = Gauge(
             "driftline_server_queue_rows",
             "Rows waiting for a model run.",
@@ -116,11 +179,11 @@ class ServerMetrics:
     def observe_ok(self, latency_s: float) -> None:
         """Count one successfully answered inference request and observe its latency."""
         self.request_duration.observe(latency_s)
-        self._ok.inc()
+        self.outcomes["ok"] += 1
 
     def count(self, outcome: str) -> None:
         """Count one answered inference request with ``outcome`` (one of :data:`OUTCOMES`)."""
-        self._outcome[outcome].inc()
+        self.outcomes[outcome] += 1
 
     def watch(self, queue_rows: Callable[[], float], inflight: Callable[[], float]) -> None:
         """Read queue depth and in-flight requests from callables at scrape time.

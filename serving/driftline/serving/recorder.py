@@ -143,7 +143,9 @@ class RecordShipper:
     async def _send(self) -> None:
         entries, self._entries, self._rows = self._entries, [], 0
         self._due.clear()
-        for chunk, rows in frames_of(entries, FRAME_ROWS):
+        for i, (chunk, rows) in enumerate(frames_of(entries, FRAME_ROWS)):
+            if i:
+                await asyncio.sleep(0)  # let requests run between frames, whatever post does
             try:
                 frame = encode(build_batch(self._model, self._version, self._variant, chunk))
                 await self._post(frame)

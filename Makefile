@@ -100,6 +100,10 @@ $(BENCH_VENVS)/%/.installed: bench/serving/requirements-%.txt
 
 BENCH_SERVING_VENVS := $(foreach v,mlserver kserve web,$(BENCH_VENVS)/$(v)/.installed)
 
+.PHONY: bench-serving-profile
+bench-serving-profile: $(STAMP) ## where the model server's time goes: CPU us per stage, in process
+	$(PY) bench/serving/profile.py --out bench/results/serving-profile.json
+
 .PHONY: bench-serving
 bench-serving: $(STAMP) $(BENCH_SERVING_VENVS) ## model server vs MLServer, KServe, FastAPI, Starlette
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk || \

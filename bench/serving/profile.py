@@ -20,7 +20,8 @@ Reported:
   thread's CPU clock (so only our own work, including garbage-collection pauses, counts);
 - ``gc``: garbage-collector passes and the longest pause seen during the closed loops.
 
-Usage: ``python bench/serving/profile.py [--quick]`` (writes nothing unless ``--out`` is given).
+Usage: ``make bench-serving-profile`` or ``python bench/serving/profile.py [--quick] [--out FILE]``
+(prints the JSON report; writes it to ``--out`` when given).
 """
 
 from __future__ import annotations
@@ -355,10 +356,8 @@ def main() -> None:
     args = parser.parse_args()
     # many short rounds, minimum kept: on a shared box some rounds run undisturbed
     args.n, args.repeats, args.requests = (300, 9, 3000) if args.quick else (500, 25, 6000)
-    if not (args.work / "model.onnx").exists():
-        raise SystemExit(
-            f"no model in {args.work}: run `python bench/serving/model.py {args.work}`"
-        )
+    if not (args.work / "model.onnx").exists() or not (args.work / "request.json").exists():
+        subprocess.run([sys.executable, str(HERE / "model.py"), str(args.work)], check=True)
     report = http_core.run_event_loop(main_async(args))
     text = json.dumps(report, indent=2)
     print(text)

@@ -17,7 +17,10 @@ ONNX Runtime ceiling (rows/s at batch 1 and 32, pinned to the server core) and, 
 a hello-world comparison of HTTP stacks (our core, uvicorn, granian ASGI/RSGI).
 
 Usage: ``make bench-serving`` (creates the peer virtualenvs), or
-``python bench/serving/run.py --duration 15 --warmup 5``.
+``python bench/serving/run.py --duration 15 --warmup 5``; ``--quick`` for a short look at
+driftline and the lean app while working (written under ``bench/.work/``). Driftline's mean rows
+per model run at each level are read from its ``/metrics`` (batch-size histogram). Where the
+time goes, per stage and load-insensitive: ``bench/serving/profile.py``.
 """
 
 from __future__ import annotations
@@ -342,11 +345,17 @@ def run_server(spec: Spec, body: Path, args: argparse.Namespace, work: Path) -> 
         result.extra["sample_response"] = check.json()
         wrk(spec.infer_path, body, 8, args.warmup, args.load_core)
         for c in args.levels:
+            runs_before = _batch_runs(base) if spec.name == "driftline" else None
             level = wrk(spec.infer_path, body, c, args.duration, args.load_core)
+            batching = ""
+            if runs_before is not None:
+                runs, rows = (a - b for a, b in zip(_batch_runs(base), runs_before, strict=True))
+                result.extra[f"c{c}_mean_batch_rows"] = rows / runs if runs else 0.0
+                batching = f"  {rows / runs if runs else 0.0:5.1f} rows/run"
             print(
                 f"  {spec.name:18s} c={c:<3d} {level.requests_per_s:10.0f} req/s  "
                 f"p50 {level.p50_ms:7.3f} ms  p99 {level.p99_ms:7.3f} ms  "
-                f"non-2xx {level.non_2xx}",
+                f"non-2xx {level.non_2xx}{batching}",
                 flush=True,
             )
             result.levels.append(level)
@@ -371,6 +380,20 @@ def run_server(spec: Spec, body: Path, args: argparse.Namespace, work: Path) -> 
     finally:
         stop(proc)
     return result
+
+
+def _batch_runs(base: str) -> tuple[float, float]:
+    """Driftline's model runs and rows so far, from its /metrics (batch-size histogram)."""
+    text = httpx.get(base + "/metrics", timeout=10).text
+    values = {
+        line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(("driftline_server_batch_rows_count", "driftline_server_batch_rows_sum"))
+    }
+    return (
+        values.get("driftline_server_batch_rows_count", 0.0),
+        values.get("driftline_server_batch_rows_sum", 0.0),
+    )
 
 
 def run_stacks(args: argparse.Namespace, work: Path) -> list[dict[str, object]]:
@@ -520,7 +543,17 @@ def main() -> None:
     parser.add_argument("--stacks", action="store_true", help="also compare HTTP stacks")
     parser.add_argument("--stack-duration", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a quick look while working: driftline and starlette-lean only, 5 s per level "
+        "after 2 s, results to bench/.work/serving/quick/ (never to bench/results/)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.duration, args.warmup = 5.0, 2.0
+        args.only = args.only or "driftline,starlette-lean"
+        args.out = WORK / "quick"
 
     WORK.mkdir(parents=True, exist_ok=True)
     model_py = HERE / "model.py"

@@ -83,7 +83,9 @@ class LoopHistogram:
         """Cumulative ``(le, count)`` pairs, ending with ``+Inf`` (the exposition's form)."""
         out: list[tuple[str, float]] = []
         total = 0
-        for bound, count in zip((*map(floatToGoString, self._bounds), "+Inf"), self._counts):
+        for bound, count in zip(
+            (*map(floatToGoString, self._bounds), "+Inf"), self._counts, strict=True
+        ):
             total += count
             out.append((bound, float(total)))
         return out

@@ -108,7 +108,10 @@ def reference_file_name(uri: str) -> str:
     Raises:
         ArtifactInvalid: ``ReferenceUnreadable`` when the URI's path ends in neither.
     """
-    suffix = PurePosixPath(urlparse(uri).path).suffix.lower()
+    parsed = urlparse(uri)
+    # A relative file:// URI (file://data/ref.csv) puts its first segment in the netloc.
+    path = parsed.netloc + parsed.path if parsed.scheme == "file" else parsed.path
+    suffix = PurePosixPath(path).suffix.lower()
     if suffix not in REFERENCE_SUFFIXES:
         raise ArtifactInvalid(
             f"spec.reference.uri: {uri!r} must name a .npz or .csv file (got {suffix or 'none'})",

@@ -100,6 +100,7 @@ def test_unreadable_references(tmp_path: Path) -> None:
     bad_suffix = reason_of(lambda: profiles.reference_file_name("https://x/ref.parquet?sig=1"))
     assert bad_suffix.reason == "ReferenceUnreadable"
     assert profiles.reference_file_name("s3://b/ref.CSV") == "reference.csv"
+    assert profiles.reference_file_name("file://ref.npz") == "reference.npz"  # relative
     broken = tmp_path / "reference.npz"
     broken.write_bytes(b"not a zip")
     error = reason_of(lambda: profiles.build(spec(), signature(1), broken, REF_SHA, MODEL_SHA))

@@ -19,9 +19,10 @@ per-request scope and the extra tasks. It does exactly what the data plane needs
   handlers are expected to map their own errors, this is the last line of defence;
 - graceful shutdown: stop accepting, close idle keep-alive connections, let in-flight requests
   finish (up to a deadline), then close the rest;
-- an optional synchronous path (``HttpServer(handler, fast=...)``): a request on an idle
-  connection is offered to it once the loop has read what arrived with it; what it answers is
-  written at once, with no task per request (the model server answers a lone inference this way).
+- an optional synchronous path (``HttpServer(handler, fast=...)``): a request that arrives alone
+  (no other request pending on the server) is offered to it once the loop has read what arrived
+  with it; what it answers is written at once, with no task per request (the model server
+  answers a lone inference this way).
 
 Contract for handlers: ``Request.headers`` has lower-cased names (last value wins); ``Response``
 bodies are bytes; ``Content-Length`` and ``Connection`` are set here, never by the handler.

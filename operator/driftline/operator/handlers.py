@@ -42,6 +42,7 @@ import pydantic
 
 from driftline.operator import (
     analysis,
+    cadence,
     conditions,
     names,
     plan,
@@ -98,10 +99,25 @@ class Context:
     provider: Callable[[rollout.Policy], analysis.Provider] = field(default=lambda _: _NoData())
     """Builds the analysis provider for a Deployment's policy (the runner passes the HTTP one)."""
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    _due: dict[tuple[str, str], float] = field(default_factory=dict)
+    """When each Deployment is next due for a timer reconcile (``time.monotonic`` seconds)."""
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         """One lock per object: the timer and a change handler never reconcile it at once."""
         return self._locks.setdefault((namespace, name), asyncio.Lock())
+
+    def schedule(self, namespace: str, name: str, in_s: float) -> None:
+        """Make the object due for the timer ``in_s`` seconds from now (see ``cadence``)."""
+        self._due[(namespace, name)] = time.monotonic() + in_s
+
+    def due_at(self, namespace: str, name: str) -> float | None:
+        """When the object is due (``time.monotonic``); None: never reconciled here."""
+        return self._due.get((namespace, name))
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop the per-object lock and schedule of a deleted object."""
+        self._due.pop((namespace, name), None)
+        self._locks.pop((namespace, name), None)
 
 
 def kopf_error(error: OperatorError) -> kopf.PermanentError | kopf.TemporaryError:
@@ -365,6 +381,7 @@ async def reconcile_deployment(
     meta = raw.get("metadata") or {}
     namespace, name = str(meta.get("namespace", "default")), str(meta.get("name", ""))
     started = time.monotonic()
+    ctx.schedule(namespace, name, ctx.settings.resync_interval)  # errors: retry at the resync
     try:
         try:
             deployment = Deployment.from_manifest(raw)
@@ -424,6 +441,10 @@ async def reconcile_deployment(
         _condition_event(event_body, raw.get("status"), new)
         ctx.metrics.set_phase(namespace, name, new.phase or "Progressing")
         ctx.metrics.set_weights(namespace, name, topology.weights)
+        wake = rollout.wake_at(state, policy, now)
+        ctx.schedule(
+            namespace, name, cadence.next_due_in_s(wake, now, ctx.settings.resync_interval)
+        )
     except OperatorError as error:
         ctx.metrics.reconcile_errors.labels("Deployment", error.reason).inc()
         if isinstance(error, PermanentFailure):
@@ -484,19 +505,25 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         async with ctx.lock(str(meta.get("namespace")), str(meta.get("name"))):
             await reconcile_deployment(ctx, body, patch, body)
 
-    @kopf.timer(
-        group,
-        version,
-        deployments,
-        interval=ctx.settings.resync_interval,
-        initial_delay=ctx.settings.resync_interval,
-        registry=registry,
-    )
+    tick = cadence.timer_tick_s(ctx.settings.resync_interval)
+
+    # Ticks often, reconciles when due: at the rollout's next wake or one resync after the last
+    # reconcile (see ``cadence``); a tick that is not due returns at once.
+    @kopf.timer(group, version, deployments, interval=tick, initial_delay=tick, registry=registry)
     async def deployment_resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         if _stalled_for_generation(body):
             return  # a permanent failure waits for a spec change, not for the clock
         meta = body.get("metadata") or {}
-        async with ctx.lock(str(meta.get("namespace")), str(meta.get("name"))):
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        due = ctx.due_at(namespace, name)
+        sleep = cadence.tick_action(None if due is None else due - time.monotonic(), tick)
+        if sleep is None:
+            return
+        if sleep > 0:
+            await asyncio.sleep(sleep)  # the wake is within this tick: keep it to the moment
+        async with ctx.lock(namespace, name):
+            if ctx.due_at(namespace, name) != due:
+                return  # a change handler reconciled it meanwhile (and scheduled it anew)
             try:
                 await reconcile_deployment(ctx, body, patch, body)
             except (kopf.TemporaryError, kopf.PermanentError) as e:
@@ -506,3 +533,4 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     def deployment_deleted(body: kopf.Body, **_: Any) -> None:
         meta = body.get("metadata") or {}
         ctx.metrics.forget(str(meta.get("namespace")), str(meta.get("name")))
+        ctx.forget(str(meta.get("namespace")), str(meta.get("name")))

@@ -16,6 +16,12 @@ Contract of ``prune``: delete the objects of the given kinds that carry the sele
 controlled by the owner, and are not in ``keep``. Objects without the owner's reference are never
 deleted, whatever their labels say.
 
+Requests: ``apply`` reads the live children with one LIST per kind (selected by the labels every
+manifest carries) instead of one GET per object, and ``prune`` reuses those lists when it runs
+within ``LIST_REUSE_S`` with the same selector (the handler calls them back to back), so a
+reconcile that changes nothing costs one LIST per child kind. A child the LIST did not show (its
+labels were edited away) meets ``409 AlreadyExists`` on create and is read and patched by name.
+
 Retries: 409 Conflict, 429, 5xx and connection errors are retried with exponential backoff (the
 budget is a ``RetryPolicy``); what remains is raised as ``ApiUnavailable`` (temporary). 400/403/422
 are raised at once as ``ApiRejected`` (permanent: a retry would be refused again).
@@ -30,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -208,6 +215,33 @@ def _selector(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
+LIST_REUSE_S = 5.0
+"""How long ``prune`` may reuse the lists ``apply`` just read (same kinds, namespace, selector)."""
+
+_ListKey = tuple[str, str, str, str]
+"""(api_version, kind, namespace, label selector) of one LIST."""
+
+
+def _common_labels(manifests: Sequence[Manifest]) -> dict[str, str]:
+    """The labels (key and value) every manifest carries: the selector ``apply`` lists by."""
+    common: dict[str, str] | None = None
+    for manifest in manifests:
+        meta = manifest.get("metadata")
+        labels = meta.get("labels") if isinstance(meta, Mapping) else None
+        labels = labels if isinstance(labels, Mapping) else {}
+        if common is None:
+            common = {str(k): str(v) for k, v in labels.items()}
+        else:
+            common = {k: v for k, v in common.items() if labels.get(k) == v}
+    return common or {}
+
+
+def _name_of(obj: JsonObject) -> str | None:
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def _with_owner(manifest: Manifest, owner: OwnerReference | None) -> JsonObject:
     """The manifest as JSON, owned by ``owner`` and carrying its own last-applied record."""
     body = as_json(manifest)
@@ -270,6 +304,7 @@ class KubeClient:
         self._api = api_client
         self._retry = retry
         self._timeout = request_timeout
+        self._listed: dict[_ListKey, tuple[float, list[JsonObject]]] = {}
 
     @classmethod
     def from_environment(cls, *, retry: RetryPolicy = RetryPolicy()) -> KubeClient:
@@ -394,15 +429,56 @@ class KubeClient:
         self, manifests: Sequence[Manifest], owner: OwnerReference | None
     ) -> list[ApplyResult]:
         """Create or patch each manifest in order; see the module docstring for the contract."""
-        return [await self._apply_one(m, owner) for m in manifests]
+        live = await self._list_live(manifests)
+        return [
+            await self._apply_one(m, owner, live.get((key_of(m).api_version, key_of(m).kind)))
+            for m in manifests
+        ]
 
-    async def _apply_one(self, manifest: Manifest, owner: OwnerReference | None) -> ApplyResult:
+    async def _list_live(
+        self, manifests: Sequence[Manifest]
+    ) -> dict[tuple[str, str], dict[str, JsonObject]]:
+        """The live objects of each kind among ``manifests``, by name (one LIST per kind).
+
+        Only for manifests in one namespace that share labels (rendered children always do);
+        otherwise nothing is listed and each object is read by name.
+        """
+        namespaces = {key_of(m).namespace for m in manifests}
+        labels = _common_labels(manifests)
+        if len(namespaces) != 1 or not labels:
+            return {}
+        namespace, selector = namespaces.pop(), _selector(labels)
+        now = time.monotonic()
+        if len(self._listed) > 512:  # lists nobody pruned with (a caller without prune)
+            self._listed = {k: v for k, v in self._listed.items() if now - v[0] < LIST_REUSE_S}
+        out: dict[tuple[str, str], dict[str, JsonObject]] = {}
+        for api_version, kind in dict.fromkeys(
+            (key_of(m).api_version, key_of(m).kind) for m in manifests
+        ):
+            items = await self.list_objects(api_version, kind, namespace, labels)
+            for item in items:  # a List's items may omit them (real API servers do)
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+            self._listed[(api_version, kind, namespace, selector)] = (time.monotonic(), items)
+            out[(api_version, kind)] = {n: i for i in items if (n := _name_of(i)) is not None}
+        return out
+
+    async def _apply_one(
+        self,
+        manifest: Manifest,
+        owner: OwnerReference | None,
+        listed: Mapping[str, JsonObject] | None = None,
+    ) -> ApplyResult:
         key = key_of(manifest)
         res = resource_of(key.api_version, key.kind)
         desired = _with_owner(manifest, owner)
         what = f"apply {key}"
         for attempt in range(self._retry.attempts):
-            resp = await self._call("GET", res.path(key.namespace, key.name))
+            if attempt == 0 and listed is not None:  # the LIST stands in for the first GET
+                found = listed.get(key.name)
+                resp = _Response(404, None, "") if found is None else _Response(200, found, "")
+            else:
+                resp = await self._call("GET", res.path(key.namespace, key.name))
             if resp.status == 404:
                 resp = await self._call("POST", res.path(key.namespace), body=desired)
                 if resp.status in (200, 201):
@@ -490,7 +566,7 @@ class KubeClient:
         keep_set = set(keep)
         deleted: list[ObjectKey] = []
         for api_version, kind in kinds:
-            for obj in await self.list_objects(api_version, kind, namespace, selector):
+            for obj in await self._recent_list(api_version, kind, namespace, selector):
                 meta = obj.get("metadata")
                 name = meta.get("name") if isinstance(meta, dict) else None
                 if not isinstance(name, str):
@@ -501,6 +577,15 @@ class KubeClient:
                 if await self._delete(key):
                     deleted.append(key)
         return deleted
+
+    async def _recent_list(
+        self, api_version: str, kind: str, namespace: str, selector: Mapping[str, str]
+    ) -> list[JsonObject]:
+        """The list ``apply`` read moments ago with this selector (used once), else a new LIST."""
+        recent = self._listed.pop((api_version, kind, namespace, _selector(selector)), None)
+        if recent is not None and time.monotonic() - recent[0] < LIST_REUSE_S:
+            return recent[1]
+        return await self.list_objects(api_version, kind, namespace, selector)
 
     async def _delete(self, key: ObjectKey) -> bool:
         res = resource_of(key.api_version, key.kind)

@@ -100,16 +100,29 @@ def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
     """Apply an RFC 7386 JSON merge patch to ``target`` without mutating either argument.
 
     ``None`` values in ``patch`` delete keys; lists and scalars replace; objects merge recursively.
+    The result shares nothing with the arguments: ``target`` is copied once (not once per level,
+    which made every apply quadratic in the depth of the manifest).
     """
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     result: JsonObject = copy.deepcopy(target) if isinstance(target, dict) else {}
+    _merge_into(result, patch)
+    return result
+
+
+def _merge_into(result: JsonObject, patch: JsonObject) -> None:
+    """Merge ``patch`` into ``result`` in place (``result`` is already a private copy)."""
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
+        elif isinstance(value, dict):
+            current = result.get(key)
+            if not isinstance(current, dict):
+                current = {}
+                result[key] = current
+            _merge_into(current, value)
         else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
+            result[key] = copy.deepcopy(value)
 
 
 def removals(last_applied: JsonValue, desired: JsonValue) -> JsonValue:
@@ -147,6 +160,19 @@ def apply_patch(last_applied: JsonValue, desired: JsonObject) -> JsonObject:
     return patch
 
 
-def is_noop(live: JsonObject, patch: JsonObject) -> bool:
-    """Whether applying ``patch`` to ``live`` would change nothing (so no write is needed)."""
-    return merge_patch(live, patch) == live
+def is_noop(live: JsonValue, patch: JsonValue) -> bool:
+    """Whether applying ``patch`` to ``live`` would change nothing (so no write is needed).
+
+    Equivalent to ``merge_patch(live, patch) == live``, decided without building the result.
+    """
+    if not isinstance(patch, dict):
+        return live == patch
+    if not isinstance(live, dict):
+        return False  # a merge over a non-object makes an object
+    for key, value in patch.items():
+        if value is None:
+            if key in live:
+                return False
+        elif key not in live or not is_noop(live[key], value):
+            return False
+    return True

@@ -111,14 +111,36 @@ async def test_conflicts_and_server_errors_are_retried_without_duplicates(
 async def test_a_create_that_already_exists_turns_into_a_patch(
     k8s: KMockThread, client: KubeClient
 ) -> None:
-    # Another writer creates the object between our read and our create: 409 AlreadyExists.
+    # Another writer created the object without our labels, so the LIST that apply reads the live
+    # children with does not show it: our create meets 409 AlreadyExists, then a read and a patch.
     kubernetes.client.CoreV1Api().create_namespaced_config_map(
-        "default", {"metadata": {"name": "routes", "labels": LABELS}, "data": {"a": "0"}}
+        "default", {"metadata": {"name": "routes"}, "data": {"a": "0"}}
     )
-    k8s.inject("get", CM, 404)
     result = await client.apply([config_map("routes", {"a": "1"})], OWNER)
     assert [r.action for r in result] == ["patched"]
-    assert k8s.objects(CM, "default")["routes"]["data"] == {"a": "1"}
+    stored = k8s.objects(CM, "default")["routes"]
+    assert stored["data"] == {"a": "1"}
+    assert stored["metadata"]["labels"] == LABELS
+    assert k8s.requests("post", CM) == 2  # the other writer's and our one refused create
+
+
+async def test_an_unchanged_reconcile_reads_each_kind_once(
+    k8s: KMockThread, client: KubeClient
+) -> None:
+    # apply lists each kind once (no GET per object); prune right after reuses those lists.
+    manifests = [config_map("a", {"x": "1"}), config_map("b", {"x": "2"}), deployment("d", 1)]
+    await client.apply(manifests, OWNER)
+    before = k8s.requests("get", CM), k8s.requests("get", DEPLOY)
+    result = await client.apply(manifests, OWNER)
+    keep = [
+        ObjectKey(m["apiVersion"], m["kind"], "default", m["metadata"]["name"]) for m in manifests
+    ]
+    pruned = await client.prune(
+        "default", LABELS, keep, [("v1", "ConfigMap"), ("apps/v1", "Deployment")], "uid-iris"
+    )
+    assert [r.action for r in result] == ["unchanged"] * 3 and pruned == []
+    assert (k8s.requests("get", CM), k8s.requests("get", DEPLOY)) == (before[0] + 1, before[1] + 1)
+    assert k8s.requests("patch", CM) == 0 and k8s.requests("patch", DEPLOY) == 0
 
 
 async def test_rejections_are_permanent_and_not_retried(

@@ -30,7 +30,7 @@ their own CRDs and controllers); the emulator does not run them. So the figures 
 reported against the issue's targets, not as ratios.
 
 Usage: ``python bench/operator/control_plane.py [--creates 20] [--deployments 200]
-[--only rollout,breach,create,scale] [--profile DIR]``; writes ``bench/results/operator.json``
+[--only rollout,breach,create,scale] [--profile DIR] [--operator-src DIR]``; writes ``bench/results/operator.json``
 and ``.md`` (with ``--only``, nothing is written).
 """
 
@@ -43,12 +43,15 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,8 @@ APPS = "apps/v1/deployments"
 CONFIGMAPS = "v1/configmaps"
 BENCH_AGENT = "driftline-bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+OPERATOR_SRC = ""
+"""A source tree whose ``operator/`` and ``serving/`` the operator process imports (``--operator-src``)."""
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -260,6 +265,9 @@ class Operator:
     def __init__(
         self, cluster: Cluster, stats_url: str, resync: float, profile: Path | None
     ) -> None:
+        with socket.socket() as sock:  # a free port for its /metrics
+            sock.bind(("127.0.0.1", 0))
+            self.metrics_port = sock.getsockname()[1]
         cmd = [
             sys.executable,
             str(HERE / "operator_proc.py"),
@@ -269,14 +277,31 @@ class Operator:
             stats_url,
             "--resync",
             str(resync),
+            "--metrics-port",
+            str(self.metrics_port),
         ]
         if profile is not None:
             cmd += ["--profile", str(profile)]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT)
+        env = dict(os.environ)
+        if OPERATOR_SRC:  # another checkout's operator (e.g. main before a change), same benchmark
+            env["PYTHONPATH"] = os.pathsep.join(
+                str(Path(OPERATOR_SRC) / p) for p in ("operator", "serving")
+            )
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
         self.pid = self.proc.pid
 
     def cpu_s(self) -> float:
         return proc_cpu_s(self.pid)
+
+    def reconciles(self) -> int:
+        """Deployment reconciles so far (``driftline_reconcile_duration_seconds_count``)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text = resp.read().decode()
+        m = re.search(
+            r'^driftline_reconcile_duration_seconds_count\{kind="Deployment"\} (\S+)$', text, re.M
+        )
+        return int(float(m.group(1))) if m else 0
 
     def rss_mib(self) -> dict[str, float]:
         return {"peak": proc_mem_mib(self.pid, "VmHWM"), "now": proc_mem_mib(self.pid, "VmRSS")}
@@ -515,6 +540,7 @@ async def scale_bench(
     cluster: Cluster, op: Operator, count: int, steady_s: float
 ) -> dict[str, Any]:
     before, cpu0, ecpu0 = cluster.requests(), op.cpu_s(), cluster.emulator_cpu_s()
+    rec0 = op.reconciles()
     wanted = [f"s{i}" for i in range(count)]
     t0 = time.perf_counter()
     for n in wanted:
@@ -530,12 +556,13 @@ async def scale_bench(
     await wait_for(lambda: healthy(cluster, wanted), 900, "all healthy", every=0.1)
     t_healthy = time.perf_counter() - t0
     after, cpu1, ecpu1 = cluster.requests(), op.cpu_s(), cluster.emulator_cpu_s()
+    rec1 = op.reconciles()
     reqs = after - before
     # Steady state: everything Healthy, nothing changes; what does the operator spend per second?
     t1 = time.perf_counter()
     await asyncio.sleep(steady_s)  # a measurement window, not a wait-for
     window = time.perf_counter() - t1
-    steady, cpu2 = cluster.requests() - after, op.cpu_s()
+    steady, cpu2, rec2 = cluster.requests() - after, op.cpu_s(), op.reconciles()
     return {
         "deployments": count,
         "all_children_s": t_children,
@@ -544,6 +571,9 @@ async def scale_bench(
         "api_requests_per_deployment": sum(reqs.values()) / count,
         "requests_by_kind_per_deployment": per(reqs, count),
         "operator_cpu_s": cpu1 - cpu0,
+        "reconciles": rec1 - rec0,
+        "api_requests_per_reconcile": sum(reqs.values()) / max(rec1 - rec0, 1),
+        "operator_cpu_ms_per_reconcile": (cpu1 - cpu0) * 1000 / max(rec1 - rec0, 1),
         "emulator_cpu_s": ecpu1 - ecpu0,
         "operator_rss_mib": op.rss_mib(),
         "steady": {
@@ -551,6 +581,9 @@ async def scale_bench(
             "api_requests_per_s": sum(steady.values()) / window,
             "requests_by_kind_per_s": per(steady, window),
             "operator_cpu_per_s": (cpu2 - cpu1) / window,
+            "reconciles_per_s": (rec2 - rec1) / window,
+            "api_requests_per_reconcile": sum(steady.values()) / max(rec2 - rec1, 1),
+            "operator_cpu_ms_per_reconcile": (cpu2 - cpu1) * 1000 / max(rec2 - rec1, 1),
         },
     }
 
@@ -623,7 +656,9 @@ def markdown(res: dict[str, Any], command: str, label: str) -> str:
         f"| operator CPU for those {s['deployments']} (emulator CPU, serving its requests) | {s['operator_cpu_s']:.1f} s ({s['emulator_cpu_s']:.1f} s) |",
         f"| API requests for those {s['deployments']} (per Deployment) | {s['api_requests']} ({s['api_requests_per_deployment']:.1f}) |",
         f"| operator RSS after them (peak) | {s['operator_rss_mib']['now']:.0f} MiB ({s['operator_rss_mib']['peak']:.0f} MiB) |",
-        f"| steady state, {s['deployments']} Healthy Deployments: API requests per s / operator CPU | {st['api_requests_per_s']:.0f} / {st['operator_cpu_per_s'] * 100:.0f} % of a core |",
+        f"| reconciles for those {s['deployments']}: API requests / operator CPU per reconcile | {s['reconciles']}: {s['api_requests_per_reconcile']:.1f} / {s['operator_cpu_ms_per_reconcile']:.1f} ms |",
+        f"| steady state, {s['deployments']} Healthy Deployments: reconciles per s, API requests per s, operator CPU | {st['reconciles_per_s']:.1f}, {st['api_requests_per_s']:.0f}, {st['operator_cpu_per_s'] * 100:.0f} % of a core |",
+        f"| steady state: API requests / operator CPU per reconcile (nothing changes) | {st['api_requests_per_reconcile']:.1f} / {st['operator_cpu_ms_per_reconcile']:.1f} ms |",
         "",
         "API requests per Deployment while reaching Healthy (top kinds): "
         + "; ".join(f"`{k}` {v:g}" for k, v in top),
@@ -650,7 +685,12 @@ def main() -> None:
     parser.add_argument(
         "--label", default="", help="a note on the conditions, written into the Markdown"
     )
+    parser.add_argument(
+        "--operator-src", default="", help="run another checkout's operator (before/after)"
+    )
     args = parser.parse_args()
+    global OPERATOR_SRC
+    OPERATOR_SRC = args.operator_src
     with tempfile.TemporaryDirectory() as tmp:
         res = asyncio.run(run(args, Path(tmp)))
     if args.only:

@@ -64,7 +64,7 @@ from driftline.operator.errors import (
     TemporaryFailure,
 )
 from driftline.operator.k8s import Cluster
-from driftline.operator.manifests import JsonObject, key_of, owner_reference
+from driftline.operator.manifests import JsonObject, is_noop, key_of, owner_reference
 from driftline.operator.metrics import Metrics
 from driftline.operator.settings import OperatorSettings, configure_kopf
 
@@ -146,8 +146,20 @@ def _status_wire(value: pydantic.BaseModel) -> JsonObject:
 
 
 def _set_status(patch: kopf.Patch, old: Any, new: pydantic.BaseModel) -> None:
-    old_wire = cast(JsonObject, dict(old)) if isinstance(old, Mapping) else {}
-    patch["status"] = status.status_patch(old_wire, _status_wire(new))
+    """Patch the status to ``new``; nothing when it already is (no write on an unchanged resync)."""
+    old_wire = cast(JsonObject, _plain_json(old)) if isinstance(old, Mapping) else {}
+    wanted = status.status_patch(old_wire, _status_wire(new))
+    if not is_noop(old_wire, wanted):
+        patch["status"] = wanted
+
+
+def _plain_json(value: Any) -> Any:
+    """A kopf view (nested mappings) as plain dicts and lists, for patch arithmetic."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_json(v) for v in value]
+    return value
 
 
 def _ready_condition_reason(raw: Any) -> str | None:

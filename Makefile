@@ -159,7 +159,7 @@ demo: $(STAMP) ## the quickstart end to end on this machine, narrated (DRIFTLINE
 .PHONY: bench-operator
 BENCH_OPERATOR_ARGS ?=
 
-bench-operator: $(STAMP) ## operator control plane against the API emulator (create, 200 Deployments)
+bench-operator: $(STAMP) ## operator control plane vs the API emulator: rollout, breach, create, 200 Deployments
 	$(PY) bench/operator/control_plane.py $(BENCH_OPERATOR_ARGS)
 
 # ------------------------------------------------------------------ Prometheus analysis provider (issue 6)

@@ -532,6 +532,24 @@ async def create_bench(cluster: Cluster, creates: int) -> dict[str, Any]:
     return {"runs": creates, "children_s": quantiles(children), "healthy_s": quantiles(ready)}
 
 
+async def unchanged_reconciles(cluster: Cluster, op: Operator, window_s: float) -> dict[str, Any]:
+    """The cost of a reconcile that changes nothing: every Deployment Healthy, a quiet window."""
+    await asyncio.sleep(1.0)  # let reconciles in flight finish: the window starts quiet
+    r0, c0, n0 = cluster.requests(), op.cpu_s(), op.reconciles()
+    await asyncio.sleep(window_s)  # a measurement window, not a wait-for
+    r1, c1, n1 = cluster.requests(), op.cpu_s(), op.reconciles()
+    n = max(n1 - n0, 1)
+    reqs = r1 - r0
+    return {
+        "window_s": window_s,
+        "reconciles": n1 - n0,
+        "api_requests_per_reconcile": sum(reqs.values()) / n,
+        "writes_per_reconcile": sum(v for k, v in reqs.items() if not k.startswith("GET")) / n,
+        "requests_by_kind_per_reconcile": per(reqs, n),
+        "operator_cpu_ms_per_reconcile": (c1 - c0) * 1000 / n,
+    }
+
+
 def per(counter: collections.Counter[str], n: float) -> dict[str, float]:
     return {k: round(v / n, 2) for k, v in sorted(counter.items(), key=lambda kv: -kv[1])}
 
@@ -613,6 +631,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if "create" in only:
                 out["create"] = await create_bench(cluster, args.creates)
                 out["create"]["operator_resync_s"] = args.scale_resync
+                out["unchanged"] = await unchanged_reconciles(cluster, op, 6.0)
+                print(json.dumps(out["unchanged"], indent=1), flush=True)
                 print(json.dumps(out["create"], indent=1), flush=True)
             if "scale" in only:
                 out["scale"] = await scale_bench(cluster, op, args.deployments, args.steady)
@@ -626,7 +646,7 @@ def ms(q: dict[str, float], key: str) -> str:
 
 
 def markdown(res: dict[str, Any], command: str, label: str) -> str:
-    r, b, c, s = res["rollout"], res["breach"], res["create"], res["scale"]
+    r, b, c, s, u = res["rollout"], res["breach"], res["create"], res["scale"], res["unchanged"]
     st = s["steady"]
     top = list(s["requests_by_kind_per_deployment"].items())[:8]
     lines = [
@@ -651,6 +671,8 @@ def markdown(res: dict[str, Any], command: str, label: str) -> str:
         f"| create -> all children present (p50 / p90 of {c['runs']}) | {ms(c['children_s'], 'p50')} / {ms(c['children_s'], 'p90')} |",
         f"| create -> Healthy, pods marked ready at once (p50 / p90) | {ms(c['healthy_s'], 'p50')} / {ms(c['healthy_s'], 'p90')} "
         f"(pod readiness is seen on the {c['operator_resync_s']:g} s resync) |",
+        f"| reconcile of an unchanged Healthy Deployment ({u['reconciles']} in {u['window_s']:g} s, {c['runs']} Deployments): API requests (writes) / operator CPU | "
+        f"{u['api_requests_per_reconcile']:.1f} ({u['writes_per_reconcile']:.1f}) / {u['operator_cpu_ms_per_reconcile']:.1f} ms |",
         f"| {s['deployments']} Deployments created at once -> all children present | {s['all_children_s']:.1f} s |",
         f"| {s['deployments']} Deployments -> all Healthy (resync {s['operator_resync_s']:g} s) | {s['all_healthy_s']:.1f} s |",
         f"| operator CPU for those {s['deployments']} (emulator CPU, serving its requests) | {s['operator_cpu_s']:.1f} s ({s['emulator_cpu_s']:.1f} s) |",

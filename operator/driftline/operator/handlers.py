@@ -14,7 +14,8 @@ CRD schema). Errors are mapped to kopf's permanent/temporary errors in exactly o
   unreadable graph or reference columns that do not match are permanent: Ready=False,
   Stalled=True with the reason, no retries until the spec changes (a resumed operator does not
   fetch again either). A network error or 5xx is temporary: Pending, retried with exponential
-  backoff from ``temporary_error_delay`` up to ``MAX_MODEL_BACKOFF``.
+  backoff from ``temporary_error_delay`` up to ``MAX_MODEL_BACKOFF``. A Ready Model whose profile
+  ConfigMap was deleted gets it rebuilt the next time the handler runs (on resume).
 - Deployment: on create/update/resume and every ``resync_interval`` (a timer: children readiness
   has no event on the parent), reconcile: parse, load Models and the DriftMonitor that targets
   it (its settings become the monitor sidecars' flags), adopt ``spec.model`` where no rollout is
@@ -219,6 +220,15 @@ def prepare_model(source: ArtifactSource, model: Model) -> PreparedModel:
         return PreparedModel(info, built)
 
 
+async def _profile_lost(ctx: Context, model: Model) -> bool:
+    """Whether a Ready Model's profile ConfigMap is gone (then it is rebuilt, e.g. on resume)."""
+    name = model.status.profile_config_map if model.status is not None else None
+    if name is None:
+        return False
+    namespace = model.metadata.namespace or "default"
+    return await ctx.cluster.get("v1", "ConfigMap", namespace, name) is None
+
+
 def model_backoff(ctx: Context, retry: int) -> float:
     """Seconds before the next attempt after ``retry`` temporary failures (exponential, capped)."""
     return float(min(MAX_MODEL_BACKOFF, ctx.settings.temporary_error_delay * 2 ** min(retry, 16)))
@@ -240,9 +250,11 @@ async def reconcile_model(
         kopf.warn(event_body, reason=error.reason, message=error.message)
         ctx.metrics.reconcile_errors.labels("Model", error.reason).inc()
         raise kopf_error(error) from None
-    if status.is_model_ready(model) or _stalled_for_generation(raw):
-        return  # immutable: verified (or failed for good) for this generation already
     name, namespace = model.metadata.name, model.metadata.namespace or "default"
+    if _stalled_for_generation(raw):
+        return  # immutable: failed for good for this generation already
+    if status.is_model_ready(model) and not await _profile_lost(ctx, model):
+        return  # immutable: verified for this generation, its profile in place
     try:
         prepared = await asyncio.to_thread(prepare_model, ctx.artifacts, model)
         stored: status.ProfileInfo | None = None

@@ -4,7 +4,8 @@ We test these aspects:
 - a Model whose artifact and reference are served over HTTP (127.0.0.1) becomes Ready: signature,
   size, the profile ConfigMap (owned by the Model, a profile that loads, versioned with both
   digests) and its name and size in status; a Deployment's monitor sidecar mounts it and takes
-  its flags from the DriftMonitor watching the Deployment;
+  its flags from the DriftMonitor watching the Deployment; a deleted profile ConfigMap is rebuilt
+  when the operator resumes;
 - a wrong digest, an unreadable model and a reference whose columns do not match the features
   each fail the Model (Ready=False, Stalled=True) with the reason that says which, are fetched
   once (no retry storm), and a Deployment asked to roll onto one keeps serving its stable Model;
@@ -23,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import numpy as np
 import pytest
 from kube_env import KMockThread, aeventually, running_operator
@@ -196,6 +198,16 @@ async def test_http_model_with_reference_becomes_ready_with_its_profile(
             "0.01",
         )
         assert origin.hits["/m/model.onnx"] == 1 and origin.hits["/m/ref.npz"] == 1
+
+    # The profile ConfigMap deleted behind the operator's back is rebuilt when it resumes.
+    kubernetes.client.CoreV1Api().delete_namespaced_config_map("tiny-v1-profile", NS)
+    assert "tiny-v1-profile" not in k8s.objects("v1/configmaps", NS)
+    async with running_operator(SETTINGS):
+        again = await aeventually(
+            lambda: k8s.objects("v1/configmaps", NS).get("tiny-v1-profile"), what="rebuilt"
+        )
+        assert again["data"][names.PROFILE_KEY] == text
+        assert origin.hits["/m/ref.npz"] == 2
 
 
 async def test_permanent_failures_say_which_and_nothing_rolls_onto_them(

@@ -107,6 +107,15 @@ def prometheus_provider(
     return build
 
 
+def analysis_provider(
+    settings: OperatorSettings, client: httpx.AsyncClient, resolve: Resolver
+) -> Callable[[rollout.Policy], analysis.Provider]:
+    """The provider factory ``settings.analysis_provider`` names: the pods over HTTP, or PromQL."""
+    if settings.analysis_provider == "prometheus" and settings.prometheus_url is not None:
+        return prometheus_provider(client, settings.prometheus_url, settings.prometheus_selector)
+    return http_provider(client, resolve)
+
+
 def build_registry(ctx: handlers.Context) -> kopf.OperatorRegistry:
     """A registry holding every Driftline handler."""
     registry = kopf.OperatorRegistry()
@@ -132,16 +141,11 @@ async def run(
     if resolve is None:
         resolve = pod_endpoints(cluster) if isinstance(cluster, KubeClient) else service_endpoints
     async with httpx.AsyncClient(timeout=ANALYSIS_TIMEOUT_S) as client:
-        provider = http_provider(client, resolve)
-        if settings.analysis_provider == "prometheus" and settings.prometheus_url is not None:
-            provider = prometheus_provider(
-                client, settings.prometheus_url, settings.prometheus_selector
-            )
         ctx = handlers.Context(
             settings=settings,
             metrics=metrics,
             cluster=cluster,
-            provider=provider,
+            provider=analysis_provider(settings, client, resolve),
         )
         await _operate(ctx, stop_flag, ready_flag)
 

@@ -33,7 +33,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -65,7 +65,7 @@ from driftline.operator.errors import (
     TemporaryFailure,
 )
 from driftline.operator.k8s import Cluster
-from driftline.operator.manifests import JsonObject, is_noop, key_of, owner_reference
+from driftline.operator.manifests import JsonObject, Manifest, is_noop, key_of, owner_reference
 from driftline.operator.metrics import Metrics
 from driftline.operator.settings import OperatorSettings, configure_kopf
 
@@ -338,6 +338,39 @@ async def _ready_pods(ctx: Context, namespace: str, topology: plan.Topology) -> 
     return ready
 
 
+async def _hold_unready_canary(
+    ctx: Context, namespace: str, topology: plan.Topology, manifests: list[Manifest]
+) -> list[Manifest]:
+    """Route no traffic to a canary without a ready pod yet: its share stays on stable.
+
+    Its Service has no endpoints until then, so the router's requests to it would be refused,
+    fail the client and count against the canary before it ever served. Only the route table
+    changes; the canary's Deployment, Service and autoscaler are applied as planned.
+    """
+    canary = topology.variant("canary")
+    if canary is None or canary.weight == 0:
+        return manifests
+    name = names.variant_name(topology.name, "canary")
+    raw = await ctx.cluster.get("apps/v1", "Deployment", namespace, name)
+    child_status = raw.get("status") if raw is not None else None
+    ready = child_status.get("readyReplicas") if isinstance(child_status, dict) else None
+    if isinstance(ready, int) and ready > 0:
+        return manifests
+    held = replace(
+        topology,
+        variants=tuple(
+            replace(v, weight=0)
+            if v.role == "canary"
+            else replace(v, weight=v.weight + canary.weight)
+            if v.role == "stable"
+            else v
+            for v in topology.variants
+        ),
+    )
+    table = render.router.config_map(held)
+    return [table if key_of(m) == key_of(table) else m for m in manifests]
+
+
 def _events(event_body: kopf.Body, decisions: Sequence[rollout.Decision]) -> None:
     """One Event per rollout decision (Warning for failures and rollbacks)."""
     for d in decisions:
@@ -451,6 +484,7 @@ async def reconcile_deployment(
         uid = str(meta.get("uid", ""))
         owner = owner_reference(names.API_VERSION, names.DEPLOYMENT.kind, name, uid)
         manifests = render.manifests(topology, owner, ctx.settings.image)
+        manifests = await _hold_unready_canary(ctx, namespace, topology, manifests)
         await ctx.cluster.apply(manifests, owner)
         await ctx.cluster.prune(
             namespace,

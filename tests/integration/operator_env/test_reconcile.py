@@ -253,11 +253,14 @@ async def test_spec_changes_reach_the_children(k8s: KMockThread, tmp_path: Path)
         assert canary["canaryWeight"] == 10
         assert canary["phase"] in ("Progressing", "Paused")
         await aeventually(lambda: "tiny-canary" in k8s.objects(APPS, NS), what="canary child")
+        mark_ready(k8s)  # a canary gets its weight in the route table once a pod of it is ready
         table = await aeventually(
             lambda: (
                 json.loads(
                     k8s.objects("v1/configmaps", NS)["tiny-routes"]["data"][names.ROUTE_TABLE_KEY]
-                ).get("canary")
+                )
+                .get("canary", {})
+                .get("weight")
                 and json.loads(
                     k8s.objects("v1/configmaps", NS)["tiny-routes"]["data"][names.ROUTE_TABLE_KEY]
                 )

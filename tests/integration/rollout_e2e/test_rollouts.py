@@ -1,0 +1,335 @@
+"""Rollouts end to end: kopf (unmodified) against the API emulator, real processes for the pods.
+
+The operator runs ``runner.run`` in its own thread against ``KubernetesEmulatorPlus`` over HTTP;
+its analysis seam (``resolve``) points at a real ``driftline route`` process and real ``driftline
+serve`` + ``driftline monitor`` pairs on 127.0.0.1. The test plays kubelet (``harness.Kubelet``):
+it starts a pair per variant Deployment from the env the operator rendered, reports ready pods,
+and pushes every route table the operator writes to the router. A bounded load loop sends OIP
+requests (tritonclient) through the router the whole time.
+
+We test:
+- a good model (quickstart v2) is promoted step by step: the route tables and status walk
+  25 -> 50 -> 100, then v2 is stable with 100% and the canary is gone;
+- a model that fails on real rows (500s) is rolled back for its error rate;
+- a slow model is rolled back for its p99 latency;
+- a model whose monitor sees the traffic drift from its reference is rolled back for drift;
+- an operator stopped mid-rollout and replaced by a new one resumes at the same step (the
+  step index never goes back), with one child per name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import kubernetes
+import pytest
+from kube_env import KMockThread
+
+from driftline.operator import names
+
+
+def _load_harness() -> ModuleType:
+    name = "driftline_rollout_e2e_harness"  # conftest.py loaded it first
+    if name not in sys.modules:
+        path = Path(__file__).parent / "harness.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+harness = _load_harness()
+ModelSet = Any
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.usefixtures("kubeconfig"),
+    pytest.mark.timeout(150),
+    # As in operator_env: kopf leaves one aiohttp connection for the collector at stop.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+NS = harness.NS
+DEP = "churn"
+DEPLOYS = names.DEPLOYMENT.resource
+MODELS = names.MODEL.resource
+STEPS = [
+    {"weight": 25, "pause": "1s"},
+    {"weight": 50, "pause": "1s"},
+    {"weight": 100, "pause": "1s"},
+]
+ROLLOUT_DEADLINE_S = 60.0
+
+
+def deployment_body(model: str, **analysis: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": "Deployment",
+        "metadata": {"name": DEP},
+        "spec": {
+            "model": model,
+            "replicas": 1,
+            "monitor": {"enabled": True, "window": 200},
+            "rollout": {
+                "strategy": "canary",
+                "steps": STEPS,
+                "analysis": {
+                    "interval": "1s",
+                    "minSamples": 10,
+                    "maxErrorRate": 0.05,
+                    "noData": "pause",
+                    **analysis,
+                },
+                "onFailure": "rollback",
+                "progressDeadline": "60s",
+            },
+        },
+    }
+
+
+def api() -> Any:
+    return kubernetes.client.CustomObjectsApi()
+
+
+def create(plural: str, body: dict[str, Any]) -> None:
+    api().create_namespaced_custom_object(names.GROUP, names.VERSION, NS, plural, body)
+
+
+def set_model(model: str) -> None:
+    api().patch_namespaced_custom_object(
+        names.GROUP, names.VERSION, NS, names.DEPLOYMENT.plural, DEP, {"spec": {"model": model}}
+    )
+
+
+@dataclass
+class Env:
+    """One test's running system."""
+
+    k8s: KMockThread
+    kubelet: Any
+    load: Any
+    operator: Any
+
+    def status(self) -> dict[str, Any]:
+        obj = self.k8s.objects(DEPLOYS, NS).get(DEP) or {}
+        return dict(obj.get("status") or {})
+
+    def wait(self, what: str, condition: Any, timeout_s: float = ROLLOUT_DEADLINE_S) -> Any:
+        try:
+            return harness.wait_for(what, condition, timeout_s, self.kubelet.check)
+        except AssertionError as e:
+            s = self.status()
+            keys = ("phase", "stableModel", "canaryModel", "canaryWeight", "currentStep")
+            summary = {k: s.get(k) for k in (*keys, "pauseReason", "analysis", "message")}
+            raise AssertionError(
+                f"{e}; status: {summary}; history: {s.get('history', [])[-6:]}; "
+                f"load ok={self.load.ok if self.load else 0} "
+                f"failed={self.load.failed if self.load else 0} "
+                f"{self.load.errors[:3] if self.load else ''}"
+            ) from None
+
+    def restart_operator(self) -> None:
+        self.operator.stop()
+        self.operator = harness.OperatorThread(self.kubelet.resolve).start()
+
+
+@contextlib.contextmanager
+def running(
+    k8s: KMockThread, pool: Any, models: ModelSet, tmp_path: Path, candidate: str, **analysis: Any
+) -> Iterator[Env]:
+    """v1 deployed and Ready behind a real router, the candidate Model Ready, load flowing."""
+    kubelet = harness.Kubelet(k8s, pool, DEP, tmp_path).start()
+    env = Env(k8s, kubelet, None, None)
+    load = None
+    try:
+        env.operator = harness.OperatorThread(kubelet.resolve).start()
+        for name in ("churn-v1", candidate):
+            create(names.MODEL.plural, models.manifests[name])
+        env.wait(
+            "Models Ready",
+            lambda: all(
+                (k8s.objects(MODELS, NS).get(m, {}).get("status") or {}).get("phase") == "Ready"
+                for m in ("churn-v1", candidate)
+            ),
+        )
+        create(names.DEPLOYMENT.plural, deployment_body("churn-v1", **analysis))
+        env.wait(
+            "v1 Healthy behind the router",
+            lambda: env.status().get("phase") == "Healthy" and kubelet.router is not None,
+        )
+        load = env.load = harness.LoadLoop(kubelet.router.url, models.traffic).start()
+        env.wait("traffic flowing", lambda: load.ok >= 20, 20)
+        yield env
+    finally:
+        if load is not None:
+            load.stop()
+        if env.operator is not None:
+            env.operator.stop()
+        kubelet.stop()
+
+
+def weights_seen(env: Env, until: Any) -> tuple[list[int], dict[str, Any]]:
+    """Distinct consecutive canary weights in status until ``until(status)``; and that status."""
+    seen: list[int] = []
+
+    def observe() -> dict[str, Any] | None:
+        status = env.status()
+        weight = status.get("canaryWeight", 0)
+        if status.get("canaryModel") and (not seen or seen[-1] != weight):
+            seen.append(weight)
+        return status if until(status) else None
+
+    final = env.wait("the rollout to finish", observe)
+    return seen, final
+
+
+def test_a_good_model_is_promoted_step_by_step(
+    k8s: KMockThread, pool: Any, models: ModelSet, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    with running(k8s, pool, models, tmp_path, "churn-v2") as env:
+        set_model("churn-v2")
+        seen, final = weights_seen(
+            env, lambda s: s.get("stableModel") == "churn-v2" and not s.get("canaryModel")
+        )
+        assert [w for w in seen if w] == [25, 50, 100], seen
+        assert final["phase"] in ("Healthy", "Progressing")
+        actions = [(h["action"], h["model"]) for h in final["history"]]
+        assert ("RolloutStarted", "churn-v2") in actions
+        assert actions.count(("StepAdvanced", "churn-v2")) >= 2
+        assert actions[-1] == ("Promoted", "churn-v2") or ("Promoted", "churn-v2") in actions
+        # The router was given the operator's tables in order: canary weights as in status.
+        # The first one holds the canary at 0 (no ready pod of it can exist yet).
+        canary_weights = [t["canary"]["weight"] for t in env.kubelet.tables if "canary" in t]
+        assert canary_weights[0] == 0, canary_weights
+        steps = [w for i, w in enumerate(canary_weights) if w and canary_weights[i - 1] != w]
+        assert steps == [25, 50, 100], canary_weights
+        final_table = env.wait(
+            "v2 alone in the route table",
+            lambda: (
+                (t := env.kubelet.tables[-1])["stable"]["model_version"] == "churn-v2"
+                and "canary" not in t
+                and t
+            ),
+        )
+        assert final_table["stable"]["weight"] == 100
+        ok_before = env.load.ok
+        env.wait("requests still answered", lambda: env.load.ok >= ok_before + 20, 20)
+        # Analysis numbers came from the real router: every promotion step saw samples.
+        assert env.load.failed == 0, env.load.errors
+    print(f"good rollout: {time.monotonic() - started:.1f}s")
+
+
+def rolled_back(env: Env, model: str) -> dict[str, Any]:
+    """Wait until ``model`` was rolled back and the route table sends nothing to it."""
+    status = env.wait(
+        f"{model} rolled back",
+        lambda: (
+            (s := env.status()).get("phase") == "Degraded"
+            and not s.get("canaryModel")
+            and any(h["action"] == "RolledBack" for h in s.get("history", []))
+            and s
+        ),
+    )
+    assert status["stableModel"] == "churn-v1"
+    assert status["canaryWeight"] == 0
+    table = env.wait(
+        "the route table without the canary",
+        lambda: "canary" not in (t := env.kubelet.tables[-1]) and t,
+    )
+    assert table["stable"]["weight"] == 100
+    assert table["stable"]["model_version"] == "churn-v1"
+    return status
+
+
+def rollback_reason(status: dict[str, Any]) -> str:
+    entry = next(h for h in status["history"] if h["action"] == "RolledBack")
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True"
+    assert stalled["reason"] == entry["reason"]
+    return str(entry["reason"])
+
+
+def test_a_canary_that_errors_is_rolled_back_for_its_error_rate(
+    k8s: KMockThread, pool: Any, models: ModelSet, tmp_path: Path
+) -> None:
+    with running(k8s, pool, models, tmp_path, "churn-broken") as env:
+        set_model("churn-broken")
+        env.wait("the broken canary takes traffic", lambda: env.load.failed >= 5)
+        status = rolled_back(env, "churn-broken")
+        assert rollback_reason(status) == "ErrorRateTooHigh"
+        assert status["analysis"]["verdict"] == "Failed"
+        failed_after = env.load.failed
+        ok_before = env.load.ok
+        env.wait("answers from stable only", lambda: env.load.ok >= ok_before + 50, 20)
+        assert env.load.failed == failed_after  # nothing reaches the broken model any more
+
+
+def test_a_slow_canary_is_rolled_back_for_its_latency(
+    k8s: KMockThread, pool: Any, models: ModelSet, tmp_path: Path
+) -> None:
+    # Slow answers mean fewer of them: a 2 s window holds enough canary samples to judge.
+    with running(
+        k8s, pool, models, tmp_path, "churn-slow", interval="2s", maxLatencyP99Ms=25
+    ) as env:
+        set_model("churn-slow")
+        status = rolled_back(env, "churn-slow")
+        assert rollback_reason(status) == "LatencyTooHigh"
+        assert env.load.failed == 0, env.load.errors
+
+
+def test_a_drifting_canary_is_rolled_back_for_drift(
+    k8s: KMockThread, pool: Any, models: ModelSet, tmp_path: Path
+) -> None:
+    with running(k8s, pool, models, tmp_path, "churn-shifted", maxDriftScore=0.2) as env:
+        set_model("churn-shifted")
+        status = rolled_back(env, "churn-shifted")
+        assert rollback_reason(status) == "DriftScoreTooHigh"
+        assert env.load.failed == 0, env.load.errors
+
+
+def test_a_restarted_operator_resumes_at_the_same_step(
+    k8s: KMockThread, pool: Any, models: ModelSet, tmp_path: Path
+) -> None:
+    with running(k8s, pool, models, tmp_path, "churn-v2") as env:
+        set_model("churn-v2")
+        at_step = env.wait(
+            "the second step",
+            lambda: (
+                (s := env.status()).get("currentStep") == 1 and s.get("canaryWeight") == 50 and s
+            ),
+        )
+        env.operator.stop()
+        started = at_step["stepStartedAt"]
+        # While no operator runs, nothing moves.
+        assert env.status()["currentStep"] == 1
+        env.operator = harness.OperatorThread(env.kubelet.resolve).start()
+        steps: list[int] = []
+
+        def observe() -> dict[str, Any] | None:
+            s = env.status()
+            if s.get("currentStep") is not None:
+                steps.append(s["currentStep"])
+            return s if s.get("stableModel") == "churn-v2" and not s.get("canaryModel") else None
+
+        final = env.wait("promoted by the new operator", observe)
+        assert steps and min(steps) >= 1, steps  # never back to the first step
+        step2 = [h for h in final["history"] if h["action"] == "StepAdvanced"]
+        assert len({h["time"] for h in step2}) == len(step2)
+        started_again = [h for h in final["history"] if h["action"] == "RolloutStarted"]
+        assert len(started_again) == 1  # the rollout was resumed, not restarted
+        assert started <= final["history"][-1]["time"]
+        apps = k8s.objects(harness.APPS, NS)
+        assert set(apps) == {"churn-stable", "churn-router"}
+        # One object per name: the emulator would answer 409 to a second create; count creates.
+        assert k8s.requests("post", harness.APPS) == 3  # stable, router, canary: once each

@@ -528,6 +528,9 @@ def _stalled_for_generation(body: Mapping[str, Any]) -> bool:
         return False
     if raw_status.get("observedGeneration") != meta.get("generation"):
         return False
+    record = raw_status.get("rollout")
+    if isinstance(record, Mapping) and record.get("drainUntil"):
+        return False  # a rolled-back canary still drains: its end (and pruning) needs a resync
     return any(
         isinstance(c, Mapping) and c.get("type") == "Stalled" and c.get("status") == "True"
         for c in raw_status.get("conditions") or []

@@ -14,7 +14,6 @@ import gc
 import hashlib
 import importlib.util
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -176,9 +175,12 @@ class ModelSet:
 
 
 def _profile(reference: Path, features: Path, model_sha: str, out: Path) -> Path:
+    """``driftline profile`` (the command, in this process: five interpreter starts saved)."""
+    from click.testing import CliRunner
+
+    from driftline.serving.monitor import cli as monitor_cli
+
     argv = [
-        *harness.DRIFTLINE,
-        "profile",
         "--reference",
         str(reference),
         "--out",
@@ -188,8 +190,8 @@ def _profile(reference: Path, features: Path, model_sha: str, out: Path) -> Path
         "--model-sha256",
         model_sha,
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
+    done = CliRunner().invoke(monitor_cli.profile, argv, catch_exceptions=False)
+    assert done.exit_code == 0, done.output
     return out
 
 

@@ -92,6 +92,7 @@ def deployment_body(model: str, **analysis: Any) -> dict[str, Any]:
                 },
                 "onFailure": "rollback",
                 "progressDeadline": "60s",
+                "drain": "1s",
             },
         },
     }
@@ -313,6 +314,11 @@ def test_a_restarted_operator_resumes_at_the_same_step(
         started = at_step["stepStartedAt"]
         # While no operator runs, nothing moves.
         assert env.status()["currentStep"] == 1
+        # The new operator's first route-table writes meet a conflict and a server error.
+        patches = k8s.requests("patch", "v1/configmaps")
+        reads = k8s.requests("get", "v1/configmaps")
+        k8s.inject("get", "v1/configmaps", 503, times=1)
+        k8s.inject("patch", "v1/configmaps", 409, times=1)
         env.operator = harness.OperatorThread(env.kubelet.resolve).start()
         steps: list[int] = []
 
@@ -329,7 +335,14 @@ def test_a_restarted_operator_resumes_at_the_same_step(
         started_again = [h for h in final["history"] if h["action"] == "RolloutStarted"]
         assert len(started_again) == 1  # the rollout was resumed, not restarted
         assert started <= final["history"][-1]["time"]
-        apps = k8s.objects(harness.APPS, NS)
-        assert set(apps) == {"churn-stable", "churn-router"}
+        env.wait(
+            "the drained canary pruned",
+            lambda: set(k8s.objects(harness.APPS, NS)) == {"churn-stable", "churn-router"},
+        )
         # One object per name: the emulator would answer 409 to a second create; count creates.
         assert k8s.requests("post", harness.APPS) == 3  # stable, router, canary: once each
+        assert k8s.requests("post", "v1/configmaps") == 1
+        # The injected answers were met and retried: the 503 read and the 409 patch, then the
+        # patches that moved the weight on (50 -> 100 -> promoted).
+        assert k8s.requests("get", "v1/configmaps") >= reads + 2
+        assert k8s.requests("patch", "v1/configmaps") >= patches + 3

@@ -395,7 +395,7 @@ class LoadLoop:
     model: str = "churn"
     threads: int = 2
     max_requests: int = 40_000
-    max_seconds: float = 90.0
+    max_seconds: float = 140.0
     ok: int = 0
     failed: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)

@@ -208,7 +208,8 @@ def test_a_good_model_is_promoted_step_by_step(
         actions = [(h["action"], h["model"]) for h in final["history"]]
         assert ("RolloutStarted", "churn-v2") in actions
         assert actions.count(("StepAdvanced", "churn-v2")) >= 2
-        assert actions[-1] == ("Promoted", "churn-v2") or ("Promoted", "churn-v2") in actions
+        assert ("Promoted", "churn-v2") in actions
+        assert not any(a in ("RolledBack", "Aborted") for a, _ in actions)
         # The router was given the operator's tables in order: canary weights as in status.
         # The first one holds the canary at 0 (no ready pod of it can exist yet).
         canary_weights = [t["canary"]["weight"] for t in env.kubelet.tables if "canary" in t]
@@ -304,14 +305,13 @@ def test_a_restarted_operator_resumes_at_the_same_step(
 ) -> None:
     with running(k8s, pool, models, tmp_path, "churn-v2") as env:
         set_model("churn-v2")
-        at_step = env.wait(
+        env.wait(
             "the second step",
             lambda: (
                 (s := env.status()).get("currentStep") == 1 and s.get("canaryWeight") == 50 and s
             ),
         )
         env.operator.stop()
-        started = at_step["stepStartedAt"]
         # While no operator runs, nothing moves.
         assert env.status()["currentStep"] == 1
         # The new operator's first route-table writes meet a conflict and a server error.
@@ -334,7 +334,6 @@ def test_a_restarted_operator_resumes_at_the_same_step(
         assert len({h["time"] for h in step2}) == len(step2)
         started_again = [h for h in final["history"] if h["action"] == "RolloutStarted"]
         assert len(started_again) == 1  # the rollout was resumed, not restarted
-        assert started <= final["history"][-1]["time"]
         env.wait(
             "the drained canary pruned",
             lambda: set(k8s.objects(harness.APPS, NS)) == {"churn-stable", "churn-router"},

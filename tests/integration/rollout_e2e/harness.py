@@ -7,7 +7,9 @@ Parts (each stopped by the test that started it; every process by its pid):
   a new one. Its ``resolve`` seam points the analysis at the processes below.
 - ``Pool``: the "pods": a ``driftline serve`` + ``driftline monitor`` pair per pod template, started
   with the env the operator rendered into the child Deployment (host, ports, model file and
-  profile path overridden: there is no container, init container or volume here). Pairs are
+  profile path overridden: there is no container or init container here). The profile is the
+  one the operator stored in the Model's ConfigMap, when the pod template mounts it (the
+  kubelet's ConfigMap volume); else the one the fixture built. Pairs are
   keyed by the rendered env, so a changed template (a promotion) gets a new pair, as new pods.
 - ``Kubelet``: a thread that plays kubelet, endpoints controller and the ConfigMap volume: it starts
   pairs for the variant Deployments the operator writes, reports ``readyReplicas`` once the
@@ -50,6 +52,7 @@ from driftline.operator import analysis, names, runner
 from driftline.operator.analysis_http import Endpoints
 from driftline.operator.k8s import KubeClient, RetryPolicy
 from driftline.operator.metrics import Metrics
+from driftline.operator.render import monitoring
 from driftline.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -155,6 +158,8 @@ class Pair:
     model: str
     server: Any
     monitor: Any
+    profile_from_volume: bool
+    """Whether the monitor loads the profile the operator put in the Model's ConfigMap."""
     ready: bool = False
 
     def poll_ready(self, client: httpx.Client) -> bool:
@@ -184,16 +189,30 @@ class Pool:
         self.pairs: dict[str, Pair] = {}
         self._lock = threading.Lock()
 
-    def ensure(self, model: str, server_env: dict[str, str], monitor_env: dict[str, str]) -> Pair:
-        """The pair for this template, started (not waited for) when new."""
+    def ensure(
+        self,
+        model: str,
+        server_env: dict[str, str],
+        monitor_env: dict[str, str],
+        profile: str | None = None,
+    ) -> Pair:
+        """The pair for this template, started (not waited for) when new.
+
+        ``profile`` is the text of the profile volume (the Model's ConfigMap) when the template
+        mounts one; without it the monitor loads the profile built by the fixture.
+        """
         key = hashlib.sha256(
-            json.dumps([model, server_env, monitor_env], sort_keys=True).encode()
+            json.dumps([model, server_env, monitor_env, profile], sort_keys=True).encode()
         ).hexdigest()[:12]
         with self._lock:
             pair = self.pairs.get(key)
             if pair is not None:
                 return pair
             files = self.models[model]
+            profile_path = files.profile
+            if profile is not None:
+                profile_path = self.logdir / f"{model}-{key}-profile.json"
+                profile_path.write_text(profile)
             sport, mport = procs.free_port(), procs.free_port()
             monitor = _spawn(
                 f"{model}-{key}-monitor",
@@ -202,7 +221,7 @@ class Pool:
                     **monitor_env,
                     "DRIFTLINE_MONITOR_HOST": "127.0.0.1",
                     "DRIFTLINE_MONITOR_PORT": str(mport),
-                    "DRIFTLINE_MONITOR_PROFILE": str(files.profile),
+                    "DRIFTLINE_MONITOR_PROFILE": str(profile_path),
                     "DRIFTLINE_MONITOR_MIN_SAMPLES": str(MONITOR_MIN_SAMPLES),
                 },
                 mport,
@@ -222,7 +241,7 @@ class Pool:
                 sport,
                 self.logdir,
             )
-            pair = self.pairs[key] = Pair(key, model, server, monitor)
+            pair = self.pairs[key] = Pair(key, model, server, monitor, profile is not None)
             return pair
 
     def stop_all(self) -> None:
@@ -235,6 +254,18 @@ class Pool:
                     os.kill(proc.popen.pid, signal.SIGTERM)
             for proc in every:
                 proc.stop()
+
+
+def profile_volume(k8s: KMockThread, template: dict[str, Any]) -> str | bool | None:
+    """The profile a pod of ``template`` mounts: its text; None without such a volume; False
+    while the ConfigMap does not exist yet (the pod cannot start)."""
+    for volume in template["spec"].get("volumes", []):
+        if volume.get("name") == monitoring.PROFILE_VOLUME and "configMap" in volume:
+            cm = k8s.objects("v1/configmaps", NS).get(volume["configMap"]["name"])
+            if cm is None:
+                return False
+            return str(cm["data"][names.PROFILE_KEY])
+    return None
 
 
 def container_env(template: dict[str, Any], container: str) -> dict[str, str]:
@@ -300,8 +331,14 @@ class Kubelet:
                 continue
             template = obj["spec"]["template"]
             model = template["metadata"]["labels"][names.LABEL_MODEL]
+            profile = profile_volume(self.k8s, template)
+            if profile is False:
+                continue  # its volume's ConfigMap is not there yet: the pod waits
             pair = self.pool.ensure(
-                model, container_env(template, "server"), container_env(template, "monitor")
+                model,
+                container_env(template, "server"),
+                container_env(template, "monitor"),
+                profile if isinstance(profile, str) else None,
             )
             if pair.poll_ready(self._http):
                 self.variants[name] = pair

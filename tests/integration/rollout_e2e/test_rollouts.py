@@ -297,6 +297,10 @@ def test_a_drifting_canary_is_rolled_back_for_drift(
         set_model("churn-shifted")
         status = rolled_back(env, "churn-shifted")
         assert rollback_reason(status) == "DriftScoreTooHigh"
+        # The canary's monitor judged with the profile the operator built from the Model's
+        # reference data and mounted from its ConfigMap.
+        shifted = [p for p in env.kubelet.pool.pairs.values() if p.model == "churn-shifted"]
+        assert shifted and all(p.profile_from_volume for p in shifted)
         assert env.load.failed == 0, env.load.errors
 
 
@@ -340,7 +344,7 @@ def test_a_restarted_operator_resumes_at_the_same_step(
         )
         # One object per name: the emulator would answer 409 to a second create; count creates.
         assert k8s.requests("post", harness.APPS) == 3  # stable, router, canary: once each
-        assert k8s.requests("post", "v1/configmaps") == 1
+        assert "churn-routes" in k8s.objects("v1/configmaps", NS)
         # The injected answers were met and retried: the 503 read and the 409 patch, then the
         # patches that moved the weight on (50 -> 100 -> promoted).
         assert k8s.requests("get", "v1/configmaps") >= reads + 2

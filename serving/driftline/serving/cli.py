@@ -14,61 +14,14 @@ from __future__ import annotations
 
 import logging
 import sys
-import types
-import typing
 from pathlib import Path
 
 import click
 
-from driftline.serving.flags import settings_from_flags
+from driftline.serving.flags import options_for, settings_from_flags
 from driftline.serving.settings import ServerSettings
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _option_for(field_name: str) -> click.Option:
-    info = ServerSettings.model_fields[field_name]
-    annotation: object = info.annotation
-    flag = field_name.replace("_", "-")
-    envvar = f"DRIFTLINE_SERVE_{field_name.upper()}"
-    help_text = (info.description or "").replace("\n", " ").replace("``", "")
-    if info.is_required():
-        help_text += " [required]"
-    else:
-        help_text += f" [default: {info.default}]"
-    args = typing.get_args(annotation)
-    if isinstance(annotation, types.UnionType):  # X | None: the flag takes X
-        annotation = next(a for a in args if a is not type(None))
-        args = typing.get_args(annotation)
-    click_type: object
-    if annotation is bool:
-        return click.Option(
-            [f"--{flag}/--no-{flag}", field_name],
-            default=None,
-            envvar=envvar,
-            show_envvar=True,
-            help=help_text,
-        )
-    if typing.get_origin(annotation) is typing.Literal:
-        click_type = click.Choice([str(a) for a in args])
-    elif annotation is Path:
-        click_type = click.Path(path_type=Path)
-    elif annotation is int:
-        click_type = click.INT
-    elif annotation is float:
-        click_type = click.FLOAT
-    elif annotation is str:
-        click_type = click.STRING
-    else:  # pragma: no cover - guarded by a test over every field
-        raise TypeError(f"no flag type for settings field {field_name}: {annotation}")
-    return click.Option(
-        [f"--{flag}", field_name],
-        type=click_type,
-        default=None,
-        envvar=envvar,
-        show_envvar=True,
-        help=help_text,
-    )
 
 
 def _serve(**flags: object) -> None:
@@ -87,7 +40,7 @@ def _serve(**flags: object) -> None:
 serve = click.Command(
     "serve",
     callback=_serve,
-    params=[_option_for(name) for name in ServerSettings.model_fields],
+    params=options_for(ServerSettings),
     context_settings=CONTEXT,
     help=(
         "Serve one ONNX model over the Open Inference Protocol v2 (REST).\n\n"

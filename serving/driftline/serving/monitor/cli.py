@@ -395,35 +395,6 @@ def drift(
     sys.exit(codes.get(verdict.status, EXIT_NOT_ENOUGH_DATA))
 
 
-def _settings_option(field_name: str) -> click.Option:
-    """One ``--flag`` per :class:`MonitorSettings` field (the env var is read by the settings)."""
-    import types
-    import typing
-
-    from driftline.serving.monitor.settings import MonitorSettings
-
-    info = MonitorSettings.model_fields[field_name]
-    annotation: object = info.annotation
-    if isinstance(annotation, types.UnionType):  # X | None: the flag takes X
-        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    click_type: object
-    if typing.get_origin(annotation) is typing.Literal:
-        click_type = click.Choice([str(a) for a in typing.get_args(annotation)])
-    else:
-        click_type = {int: click.INT, float: click.FLOAT, str: click.STRING}.get(
-            annotation,  # type: ignore[call-overload]
-            click.Path(path_type=Path),
-        )
-    default = "required" if info.is_required() else f"default: {info.default}"
-    help_text = (info.description or "").replace("\n", " ").replace("``", "")
-    return click.Option(
-        [f"--{field_name.replace('_', '-')}", field_name],
-        type=click_type,
-        default=None,
-        help=f"{help_text} [{default}; env DRIFTLINE_MONITOR_{field_name.upper()}]",
-    )
-
-
 def _monitor(**flags: object) -> None:
     import logging
 
@@ -445,19 +416,22 @@ def _monitor(**flags: object) -> None:
 
 
 def _monitor_command() -> click.Command:
+    from driftline.serving.flags import options_for
     from driftline.serving.monitor.settings import MonitorSettings
 
     return click.Command(
         "monitor",
         callback=_monitor,
-        params=[_settings_option(name) for name in MonitorSettings.model_fields],
+        params=options_for(MonitorSettings),
         context_settings=CONTEXT,
         help=(
             "Run the drift monitor sidecar over a reference profile.\n\n"
             "The model server POSTs prediction record frames to /v1/records; delayed labels "
             "arrive at POST /v1/feedback. GET /v1/verdict answers the current verdict per "
             "variant, GET /v1/window the mergeable window counts, GET /metrics Prometheus "
-            "metrics. State is in memory: a restart loses at most the current window."
+            "metrics. Every flag can also be set with the environment variable shown; a flag "
+            "given on the command line wins. State is in memory: a restart loses at most the "
+            "current window."
         ),
     )
 

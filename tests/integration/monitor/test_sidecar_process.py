@@ -115,6 +115,11 @@ def test_sidecar_judges_variants_joins_labels_and_exports_metrics(
         assert verdict["variants"]["stable"]["verdict"]["status"] == "no_drift"
         canary = verdict["variants"]["canary"]["verdict"]
         assert canary["status"] == "drift" and "monthly_charges" in canary["drifted"]
+        # The predicted class (argmax of probabilities) counted over the window, per variant.
+        ones = sum(int((np.random.default_rng(s).random(500) > 0.5).sum()) for s in range(1, 5))
+        counts = verdict["variants"]["stable"]["prediction_counts"]
+        assert counts == {"0": 2000 - ones, "1": ones}
+        assert sum(verdict["variants"]["canary"]["prediction_counts"].values()) == 2000
         fb = client.post("/v1/feedback", json={"feedback": [
             {"request_id": "stable-1-0", "label": 1}, {"request_id": "stable-1-1", "label": 0},
             {"request_id": "ghost", "label": 1}]})  # fmt: skip

@@ -215,3 +215,34 @@ def test_prediction_drift_from_an_output_feature(quickstart_train) -> None:
     assert verdict["drifted"] == ["score"]
     score_row = next(f for f in verdict["features"] if f["name"] == "score")
     assert score_row["role"] == "prediction"
+
+
+def _labels_of(qs: ModuleType, rows: int, seed: int) -> np.ndarray:
+    score = np.clip(0.5 + 0.1 * np.random.default_rng(seed).normal(size=rows), 0, 1)
+    return (score >= 0.5).astype(np.int64)
+
+
+def test_verdict_reports_prediction_counts_of_the_window_in_the_operators_shape(
+    churn_profile, quickstart_train
+) -> None:
+    from driftline.operator.analysis import Target
+    from driftline.operator.analysis_http import MonitorVerdictDoc, measurements_from_monitor
+
+    svc = service(churn_profile)
+    for seed in range(1, 7):  # 3000 rows: the window is the complete pane of rows 0..1999
+        svc.ingest(frame(quickstart_train, 500, seed, "canary", version="churn-v2")[0])
+    labels = np.concatenate([_labels_of(quickstart_train, 500, s) for s in range(1, 5)])
+    doc = orjson.loads(orjson.dumps(svc.verdicts()))
+    counts = doc["variants"]["canary"]["prediction_counts"]
+    assert counts == {"0": int((labels == 0).sum()), "1": int((labels == 1).sum())}
+    assert sum(counts.values()) == doc["variants"]["canary"]["window"]["rows"] == 2000
+    parsed = MonitorVerdictDoc.model_validate(doc)
+    m = measurements_from_monitor(parsed, Target("default", "churn", "canary", "churn-v2"))
+    assert m.prediction_counts == {k: float(v) for k, v in counts.items()}
+    assert m.prediction_samples == 2000
+
+
+def test_regression_reports_no_prediction_counts(churn_profile, quickstart_train) -> None:
+    svc = service(churn_profile, task="regression")
+    svc.ingest(frame(quickstart_train, 500, 1, "stable")[0])
+    assert svc.verdicts()["variants"]["stable"]["prediction_counts"] == {}

@@ -2,7 +2,9 @@
 
 Covers: tumbling count windows pick the last complete pane; sliding count windows span the last
 panes; age windows by timestamp with late rows counted; windows from two "pods" merge to the
-counts of one pod that saw every row; the reservoir stays a bounded uniform sample.
+counts of one pod that saw every row; the reservoir stays a bounded uniform sample; predicted
+labels are counted over exactly the window's rows (count and age windows), with a bounded
+number of distinct labels.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import pytest
 
 from driftline.serving.drift.profile import build_profile, encode_table, histograms
 from driftline.serving.monitor.window import (
+    OTHER_LABEL,
     Reservoir,
     WindowError,
     WindowKind,
     Windows,
     WindowSpec,
+    count_labels,
 )
 
 
@@ -148,3 +152,56 @@ def test_reservoir_is_bounded_and_uniform() -> None:
     # Uniform over the stream: the mean rank is near the middle (sd of the mean ~ 258).
     assert abs(sample.mean() - 10_000) < 1500
     assert (sample < 10_000).mean() == pytest.approx(0.5, abs=0.1)
+
+
+def _labels(rows: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 3, rows).astype(np.float64)
+
+
+def test_prediction_counts_cover_exactly_the_tumbling_window() -> None:
+    profile = _profile()
+    w = _windows(profile, WindowSpec(rows=100))
+    numeric, codes, ts = _batch(profile, 250, 1)
+    labels = _labels(250, 2)
+    w.add(numeric[:60], codes[:60], ts[:60], labels[:60])
+    assert dict(w.view(now=0.0).predictions) == _expected(labels[:60])
+    w.add(numeric[60:], codes[60:], ts[60:], labels[60:])  # split over panes 0, 1, 2
+    view = w.view(now=0.0)
+    assert dict(view.predictions) == _expected(labels[100:200])
+    assert sum(view.predictions.values()) == view.whole.rows == 100
+
+
+def _expected(labels: np.ndarray) -> dict[str, int]:
+    values, n = np.unique(labels, return_counts=True)
+    return {str(int(v)): int(k) for v, k in zip(values, n, strict=True)}
+
+
+def test_prediction_counts_follow_age_panes_and_skip_late_rows() -> None:
+    profile = _profile()
+    w = _windows(profile, WindowSpec(kind=WindowKind.SLIDING, rows=None, seconds=60.0, panes=6))
+    numeric, codes, ts = _batch(profile, 300, 6, t0=1000.0)
+    labels = _labels(300, 7)
+    w.add(numeric, codes, ts, labels)
+    view = w.view(now=1299.5)
+    assert dict(view.predictions) == _expected(labels[240:])
+    w.add(numeric[:5], codes[:5], ts[:5], labels[:5])  # t = 1000..1004: late, not counted
+    assert dict(w.view(now=1299.5).predictions) == _expected(labels[240:])
+
+
+def test_windows_without_labels_report_no_prediction_counts() -> None:
+    profile = _profile()
+    w = _windows(profile, WindowSpec(rows=100))
+    numeric, codes, ts = _batch(profile, 50, 1)
+    w.add(numeric, codes, ts)
+    assert dict(w.view(now=0.0).predictions) == {}
+
+
+def test_count_labels_keys_like_category_codes_and_bounds_distinct_labels() -> None:
+    counts: dict[str, int] = {}
+    count_labels(counts, np.array([1.0, 0.0, 1.0, np.nan, 2.5, np.inf]))
+    assert counts == {"0": 1, "1": 2, "2.5": 1}
+    count_labels(counts, np.arange(10, dtype=np.float64), limit=5)
+    assert len(counts) == 6  # five label keys, then everything new pools into OTHER_LABEL
+    assert counts[OTHER_LABEL] == 6  # 4..9 arrived once five keys existed
+    assert counts["0"] == 2 and counts["1"] == 3 and counts["2"] == 1 and counts["3"] == 1
+    assert sum(counts.values()) == 4 + 10

@@ -228,15 +228,16 @@ class MonitorService:
                 self.profile.layout, self.config.window, self.segment_columns, self.rng
             )
             self.windows[variant] = windows
+        pred = _predictions(batch, self.config)
+        labels = pred[2] if pred is not None and pred[0] == "classification" else None
         late_before = windows.late_rows
-        windows.add(numeric, codes, batch.timestamps)
+        windows.add(numeric, codes, batch.timestamps, labels)
         late = windows.late_rows - late_before
         self.versions[variant] = batch.version
         self.rows[variant] += batch.rows - late
         dropped = {"late": late} if late else {}
         if late:
             self.dropped["late"] += late
-        pred = _predictions(batch, self.config)
         if pred is not None:
             task, score, predicted = pred
             self.task = self.task or task
@@ -273,6 +274,7 @@ class MonitorService:
                     "last_ts": view.last_ts,
                 },
                 "verdict": decide.verdict_to_json(verdict),
+                "prediction_counts": dict(sorted(view.predictions.items())),
                 "performance": [
                     {"variant": v, "version": ver, **{k: _num(x) for k, x in m.items()}}
                     for (v, ver), m in perf.items()

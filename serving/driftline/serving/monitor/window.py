@@ -30,13 +30,36 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from driftline.serving.drift.profile import Histograms, Layout, histograms
+from driftline.serving.drift.profile import Histograms, Layout, category_key, histograms
 
 Float = npt.NDArray[np.float64]
 Codes = npt.NDArray[np.intp]
 
 DEFAULT_RESERVOIR: Final = 2048
 """Rows sampled per window for sample-based checks: enough for a KS p-value at 1% resolution."""
+MAX_LABELS: Final = 256
+"""Distinct predicted labels counted per pane; the rest share :data:`OTHER_LABEL` (bounded
+memory even when a model emits arbitrary numbers as its "label")."""
+OTHER_LABEL: Final = "__other__"
+"""The key that pools labels beyond :data:`MAX_LABELS` (and only those)."""
+
+
+def count_labels(counts: dict[str, int], labels: Float, limit: int = MAX_LABELS) -> None:
+    """Add the predicted labels of some rows to ``counts`` (label key -> rows), in place.
+
+    Labels are keyed like numeric category codes (``1.0 -> "1"``); non-finite labels are not
+    counted. Once ``counts`` holds ``limit`` distinct keys, new labels go to
+    :data:`OTHER_LABEL` (so at most ``limit + 1`` keys). One ``np.unique`` per call: no Python work per row.
+    """
+    finite = labels[np.isfinite(labels)]
+    if not len(finite):
+        return
+    values, n = np.unique(finite, return_counts=True)
+    for value, k in zip(values.tolist(), n.tolist(), strict=True):
+        key = category_key(float(value))
+        if key not in counts and len(counts) >= limit:
+            key = OTHER_LABEL
+        counts[key] = counts.get(key, 0) + int(k)
 
 
 class WindowKind(StrEnum):
@@ -146,6 +169,7 @@ class Pane:
         reservoir: uniform sample of the numeric values.
         first_ts: smallest row timestamp (seconds since the epoch).
         last_ts: largest row timestamp.
+        predictions: predicted label -> rows (classifiers; empty when no labels were given).
     """
 
     index: int
@@ -154,6 +178,7 @@ class Pane:
     reservoir: Reservoir
     first_ts: float = math.inf
     last_ts: float = -math.inf
+    predictions: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -173,6 +198,7 @@ class WindowView:
         first_ts: smallest timestamp in the window (None when empty).
         last_ts: largest timestamp.
         sample: reservoir sample of numeric values, ``(s, F_num)``.
+        predictions: predicted label -> rows in the window (summed over its panes).
     """
 
     whole: Histograms
@@ -181,6 +207,7 @@ class WindowView:
     first_ts: float | None
     last_ts: float | None
     sample: Float
+    predictions: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -215,7 +242,9 @@ class Windows:
             reservoir=Reservoir(capacity, len(self.layout.numeric), self.rng),
         )
 
-    def _count_into(self, pane: Pane, numeric: Float, codes: Codes, ts: Float) -> None:
+    def _count_into(
+        self, pane: Pane, numeric: Float, codes: Codes, ts: Float, labels: Float | None
+    ) -> None:
         (hist,) = histograms(self.layout, numeric, codes)
         pane.whole = pane.whole.merge(hist)
         for name, col in self.segment_columns.items():
@@ -226,6 +255,8 @@ class Windows:
                 a.merge(b) for a, b in zip(pane.segments[name], parts, strict=True)
             ]
         pane.reservoir.add(numeric)
+        if labels is not None:
+            count_labels(pane.predictions, labels)
         if len(ts):
             pane.first_ts = min(pane.first_ts, float(ts.min()))
             pane.last_ts = max(pane.last_ts, float(ts.max()))
@@ -235,25 +266,28 @@ class Windows:
         if len(self.panes) > keep:
             del self.panes[: len(self.panes) - keep]
 
-    def add(self, numeric: Float, codes: Codes, timestamps: Float) -> None:
+    def add(
+        self, numeric: Float, codes: Codes, timestamps: Float, labels: Float | None = None
+    ) -> None:
         """Count an encoded batch (rows in arrival order).
 
         Args:
             numeric: ``(m, F_num)`` values.
             codes: ``(m, F_cat)`` category columns.
             timestamps: ``(m,)`` seconds since the epoch.
+            labels: ``(m,)`` predicted class per row (classifiers), counted per label.
         """
         m = len(numeric)
         self.total_rows += m
         if m == 0:
             return
         if self.spec.rows is not None:
-            self._add_by_count(numeric, codes, timestamps)
+            self._add_by_count(numeric, codes, timestamps, labels)
         else:
-            self._add_by_age(numeric, codes, timestamps)
+            self._add_by_age(numeric, codes, timestamps, labels)
         self._trim()
 
-    def _add_by_count(self, numeric: Float, codes: Codes, ts: Float) -> None:
+    def _add_by_count(self, numeric: Float, codes: Codes, ts: Float, labels: Float | None) -> None:
         size = self.spec.pane_rows
         start = 0
         m = len(numeric)
@@ -264,10 +298,12 @@ class Windows:
                 self._trim()
             pane = self.panes[-1]
             stop = min(m, start + size - pane.rows)
-            self._count_into(pane, numeric[start:stop], codes[start:stop], ts[start:stop])
+            part = slice(start, stop)
+            lab = labels[part] if labels is not None else None
+            self._count_into(pane, numeric[part], codes[part], ts[part], lab)
             start = stop
 
-    def _add_by_age(self, numeric: Float, codes: Codes, ts: Float) -> None:
+    def _add_by_age(self, numeric: Float, codes: Codes, ts: Float, labels: Float | None) -> None:
         length = self.spec.pane_seconds
         finite = np.isfinite(ts)
         index = np.where(finite, np.floor(np.where(finite, ts, 0.0) / length), -1).astype(np.int64)
@@ -284,7 +320,8 @@ class Windows:
                 pane = self._new_pane(int(i))
                 self.panes.append(pane)
                 self.panes.sort(key=lambda p: p.index)
-            self._count_into(pane, numeric[pick], codes[pick], ts[pick])
+            lab = labels[pick] if labels is not None else None
+            self._count_into(pane, numeric[pick], codes[pick], ts[pick], lab)
 
     def view(self, now: float) -> WindowView:
         """The current window's merged counts.
@@ -299,8 +336,11 @@ class Windows:
             for name, c in self.segment_columns.items()
         }
         samples = []
+        predictions: dict[str, int] = {}
         first, last = math.inf, -math.inf
         for pane in chosen:
+            for label, n in pane.predictions.items():
+                predictions[label] = predictions.get(label, 0) + n
             whole = whole.merge(pane.whole)
             for name in segs:
                 pairs = zip(segs[name], pane.segments[name], strict=True)
@@ -315,6 +355,7 @@ class Windows:
             first_ts=first if math.isfinite(first) else None,
             last_ts=last if math.isfinite(last) else None,
             sample=sample,
+            predictions=predictions,
         )
 
     def _chosen(self, now: float) -> tuple[list[Pane], bool]:

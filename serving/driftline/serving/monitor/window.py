@@ -49,7 +49,8 @@ def count_labels(counts: dict[str, int], labels: Float, limit: int = MAX_LABELS)
 
     Labels are keyed like numeric category codes (``1.0 -> "1"``); non-finite labels are not
     counted. Once ``counts`` holds ``limit`` distinct keys, new labels go to
-    :data:`OTHER_LABEL` (so at most ``limit + 1`` keys). One ``np.unique`` per call: no Python work per row.
+    :data:`OTHER_LABEL` (so at most ``limit + 1`` keys). One ``np.unique`` per call: no Python
+    work per row.
     """
     finite = labels[np.isfinite(labels)]
     if not len(finite):

@@ -154,3 +154,15 @@ def test_sorted_and_binned_counting_agree() -> None:
     assert np.allclose(fast.sums, grouped.sums, rtol=1e-9, atol=1e-3)
     assert np.allclose(fast.moments, grouped.moments, rtol=1e-9, atol=1e-3)
     assert fast.numeric_missing[0] == 3
+    assert np.array_equal(fast.categorical, grouped.categorical)
+    assert np.array_equal(fast.categorical_missing, grouped.categorical_missing)
+    assert fast.rows == grouped.rows == 3000
+    # A column with no finite value, next to a feature with a short (padded) grid.
+    table["calls"][:] = np.nan
+    numeric, codes = encode_table(profile.layout, table)
+    (fast,) = histograms(profile.layout, numeric, codes)
+    (grouped,) = histograms(profile.layout, numeric, codes, np.zeros(3000, np.intp), 1)
+    assert np.array_equal(fast.numeric, grouped.numeric)
+    assert np.allclose(fast.sums, grouped.sums, rtol=1e-9, atol=1e-3)
+    assert fast.numeric_missing.tolist() == [3, 3000]
+    assert fast.numeric[1].sum() == 0 and fast.sums[1].sum() == 0.0

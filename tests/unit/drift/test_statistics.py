@@ -1,7 +1,8 @@
 """Drift statistics checked against scipy and hand-computed cases.
 
 Covers: PSI (hand-computed, epsilon floor), Jensen-Shannon (scipy), KS statistic (exact vs
-ks_2samp) and p-value (kolmogorov formula, ks_2samp asymp), Wasserstein (exact vs scipy on
+ks_2samp), its stated bound on a compressed grid (ks_resolution vs ks_2samp over several
+shapes and grid sizes), p-value (kolmogorov formula, ks_2samp asymp), Wasserstein (exact vs scipy on
 discrete data, close on continuous data), chi-square homogeneity (chi2_contingency), identical
 samples give zero.
 """
@@ -118,6 +119,40 @@ def test_ks_on_a_compressed_grid_is_within_one_grid_step() -> None:
     profile = build_profile({"x": ref}, "sha", grid_points=512)
     st = stats.compare(profile.layout, profile.reference, _counts(profile, {"x": cur}))
     assert abs(st.ks[0] - sps.ks_2samp(ref, cur).statistic) <= 1.0 / 500
+
+
+@pytest.mark.parametrize("grid_points", [16, 64, 512])
+@pytest.mark.parametrize(
+    "shape", ["normal-shift", "lognormal-scale", "t-tails", "mixed-ties", "outside-range"]
+)
+def test_ks_on_a_compressed_grid_is_within_the_stated_resolution(
+    shape: str, grid_points: int
+) -> None:
+    rng = np.random.default_rng([len(shape), ord(shape[0]), grid_points])
+    n, m = 20_000, 5_000
+    if shape == "normal-shift":
+        ref, cur = rng.normal(0, 1, n), rng.normal(0.05, 1, m)
+    elif shape == "lognormal-scale":
+        ref, cur = rng.lognormal(0, 0.6, n), rng.lognormal(0, 0.75, m)
+    elif shape == "t-tails":
+        ref, cur = rng.standard_t(2, n), rng.standard_t(1.2, m)
+    elif shape == "mixed-ties":  # half the mass on a few values, half continuous
+        ref = np.where(rng.random(n) < 0.5, rng.integers(0, 4, n), rng.normal(2, 1, n))
+        cur = np.where(rng.random(m) < 0.4, rng.integers(0, 4, m), rng.normal(2.2, 1, m))
+    else:  # current values far outside the reference's range
+        ref, cur = rng.normal(0, 1, n), np.concatenate([rng.normal(0, 1, m - 50), np.full(50, 9.0)])
+    profile = build_profile({"x": ref}, "sha", grid_points=grid_points)
+    st = stats.compare(profile.layout, profile.reference, _counts(profile, {"x": cur}))
+    bound = stats.ks_resolution(profile.reference.numeric)[0]
+    exact = sps.ks_2samp(ref, cur).statistic
+    assert exact - bound - 1e-12 <= st.ks[0] <= exact + 1e-12
+    assert 0 < bound <= math.ceil((n - 1) / (grid_points - 1)) / n  # ~1 / grid_points
+
+
+def test_ks_resolution_is_zero_when_the_grid_holds_every_reference_value() -> None:
+    rng = np.random.default_rng(8)
+    profile = build_profile({"x": rng.normal(size=300), "k": rng.poisson(3, 300) * 1.0}, "sha")
+    assert stats.ks_resolution(profile.reference.numeric).tolist() == [0.0, 0.0]
 
 
 def test_wasserstein_is_exact_on_discrete_data_including_outer_cells() -> None:

@@ -113,3 +113,12 @@ def test_fractional_codes_fall_back_to_the_sorted_search() -> None:
     got = encode_categories(layout, 0, np.array([0.5, 1.0, 2.0, 3.0, np.nan])).tolist()
     index = {c: i for i, c in enumerate(layout.categorical[0].categories)}
     assert got == [index["0.5"], index["1"], index["2"], layout.vmax, MISSING]
+
+
+def test_big_endian_and_strided_strings_map_like_native_ones() -> None:
+    profile = build_profile({"s": np.array(["eu", "us", "apac"] * 50, dtype=object)}, "sha")
+    native = np.array(["eu", "mars", "apac", "", "us"])
+    want = encode_categories(profile.layout, 0, native).tolist()
+    assert encode_categories(profile.layout, 0, native.astype(">U4")).tolist() == want
+    grid = np.stack([native, native[::-1]], axis=1)  # a column of a 2-D tensor: strided
+    assert encode_categories(profile.layout, 0, grid[:, 0]).tolist() == want

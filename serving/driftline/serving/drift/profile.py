@@ -130,7 +130,8 @@ def hash_texts(texts: npt.NDArray[np.str_], salt: int) -> npt.NDArray[np.uint64]
     width = texts.dtype.itemsize // 4
     if width == 0 or len(texts) == 0:
         return np.zeros(len(texts), dtype=np.uint64)
-    points = np.ascontiguousarray(texts).view(np.uint32).reshape(len(texts), width)
+    native = np.ascontiguousarray(texts, dtype=texts.dtype.newbyteorder("="))  # code points
+    points = native.view(np.uint32).reshape(len(texts), width)
     result: npt.NDArray[np.uint64] = points.astype(np.uint64) @ _coefficients(width, salt)
     return result
 

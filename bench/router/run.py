@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import signal
 import socket
 import subprocess
@@ -39,6 +38,9 @@ from pathlib import Path
 import httpx
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/: the shared wrk runner
+from common.wrk import Level, wrk
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 WORK = ROOT / "bench" / ".work" / "router"
@@ -46,18 +48,6 @@ RESULTS = ROOT / "bench" / "results"
 PY = str(ROOT / ".venv" / "bin" / "python")
 READY_DEADLINE_S = 60.0
 INFER = "/v2/models/churn/infer"
-
-
-@dataclass
-class Level:
-    concurrency: int
-    requests_per_s: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    non_2xx: int
-    socket_errors: str
-    cpu_us_per_request: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,58 +64,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _ms(value: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
-    if not match:
-        return float("nan")
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[match.group(2)]
-    return float(match.group(1)) * scale
-
-
-def parse_wrk(output: str, concurrency: int) -> Level:
-    """Requests/s, p50/p90/p99, non-2xx and socket errors from ``wrk --latency`` (pure)."""
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    pct = {q: re.search(rf"^\s+{q}%\s+(\S+)", output, re.M) for q in (50, 90, 99)}
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    errors = re.search(r"Socket errors: (.*)", output)
-    return Level(
-        concurrency=concurrency,
-        requests_per_s=float(rps.group(1)) if rps else 0.0,
-        p50_ms=_ms(pct[50].group(1)) if pct[50] else float("nan"),
-        p90_ms=_ms(pct[90].group(1)) if pct[90] else float("nan"),
-        p99_ms=_ms(pct[99].group(1)) if pct[99] else float("nan"),
-        non_2xx=int(non2xx.group(1)) if non2xx else 0,
-        socket_errors=errors.group(1).strip() if errors else "",
-    )
-
-
-def wrk(url: str, body: Path, concurrency: int, duration_s: float, core: int) -> Level:
-    cmd = [
-        "taskset",
-        "-c",
-        str(core),
-        "wrk",
-        "-t1",
-        f"-c{concurrency}",
-        f"-d{int(duration_s)}s",
-        "--latency",
-        "--timeout",
-        "5s",
-        "-s",
-        str(HERE / "post.lua"),
-        url,
-    ]
-    out = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "BODY_FILE": str(body)},
-        timeout=duration_s + 60,
-    ).stdout
-    return parse_wrk(out, concurrency)
 
 
 def start(cmd: list[str], core: int, log: Path) -> subprocess.Popen[bytes]:

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -41,6 +40,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/: the shared wrk runner
+from common.wrk import Level, wrk
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 VENVS = ROOT / "bench" / ".venvs"
@@ -48,16 +50,6 @@ WORK = ROOT / "bench" / ".work" / "serving"
 RESULTS = ROOT / "bench" / "results"
 OURS = ROOT / ".venv" / "bin" / "python"
 READY_DEADLINE_S = 180.0
-
-
-@dataclass
-class Level:
-    concurrency: int
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    non_2xx: int
-    socket_errors: str
 
 
 @dataclass
@@ -97,58 +89,6 @@ def rss_mb(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total / 1024.0
-
-
-def _ms(value: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
-    if not m:
-        return float("nan")
-    number, unit = float(m.group(1)), m.group(2)
-    return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
-def parse_wrk(output: str, concurrency: int) -> Level:
-    """Requests/s, p50, p99, non-2xx and socket errors from ``wrk --latency`` output (pure)."""
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
-    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    errors = re.search(r"Socket errors: (.*)", output)
-    return Level(
-        concurrency=concurrency,
-        requests_per_s=float(rps.group(1)) if rps else 0.0,
-        p50_ms=_ms(p50.group(1)) if p50 else float("nan"),
-        p99_ms=_ms(p99.group(1)) if p99 else float("nan"),
-        non_2xx=int(non2xx.group(1)) if non2xx else 0,
-        socket_errors=errors.group(1).strip() if errors else "",
-    )
-
-
-def wrk(url: str, body: Path, concurrency: int, duration_s: float, core: int) -> Level:
-    cmd = [
-        "taskset",
-        "-c",
-        str(core),
-        "wrk",
-        "-t1",
-        f"-c{concurrency}",
-        f"-d{max(1, round(duration_s))}s",
-        "--latency",
-        "--timeout",
-        "5s",
-        "-s",
-        str(HERE / "post.lua"),
-        url,
-    ]
-    out = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "BODY_FILE": str(body)},
-        timeout=duration_s + 60,
-        check=True,
-    ).stdout
-    return parse_wrk(out, concurrency)
 
 
 @dataclass

@@ -18,3 +18,12 @@ MODEL_VERSION: Final = "x-driftline-model-version"
 
 ROUTE_VERSION: Final = "x-driftline-route-version"
 """The ``version`` of the route table that routed the request."""
+
+MIRRORED: Final = "x-driftline-mirrored"
+"""On an answer: the request was also mirrored to this variant (``shadow``). Send it back with
+the feedback (delayed labels) so the router forwards the labels to the shadow's monitor too, and
+the shadow's performance can be judged on the same requests."""
+
+SHADOW_FEEDBACK: Final = "x-driftline-shadow-feedback"
+"""On a feedback answer: what became of the copy for the shadow's monitor (``forwarded``,
+``failed``, ``no_monitor``)."""

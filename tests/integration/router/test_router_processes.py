@@ -6,13 +6,16 @@ answer, and shadow comparison in /stats and /metrics; ejection of a dead endpoin
 another; a variant with no healthy endpoint falling back to stable (counted); reload of the
 watched file live within 2 s with no dropped request under a bounded load loop, and a bad table
 rejected while the last good one stays; the admin endpoint; feedback forwarded to the monitor of
-the variant that answered; a real OIP client (tritonclient) through the router.
+the variant that answered, and to the shadow's monitor too when the request was mirrored; the live
+/metrics passing `promtool check metrics`; a real OIP client (tritonclient) through the router.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import os
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -388,3 +391,103 @@ def test_a_real_oip_client_does_not_notice_the_router(fakes: dict[str, Proc], ro
         assert result.as_numpy("label").tolist() == [0, 0]
     finally:
         client.close()
+
+
+def test_feedback_for_a_mirrored_request_also_reaches_the_shadows_monitor(
+    fakes: dict[str, Proc], router_for
+) -> None:
+    # Two fakes stand in for the monitors: monitor_canary for stable, the canary fake (which
+    # accepts feedback too) for the shadow; /_seen tells them apart.
+    stable_monitor, shadow_monitor = fakes["monitor_canary"], fakes["canary"]
+    table = _table(
+        [fakes["stable"].url],
+        shadow={
+            "model_version": "3",
+            "mirror_percent": 100,
+            "endpoints": [fakes["shadow_same"].url],
+            "monitor": shadow_monitor.url,
+        },
+    )
+    table["stable"]["monitor"] = stable_monitor.url  # type: ignore[index]
+    router = router_for(table, admin=True)
+
+    def fed(monitor: Proc) -> int:
+        return int(httpx.get(monitor.url + "/_seen").json()["counts"].get("/v1/feedback", 0))
+
+    before = {"stable": fed(stable_monitor), "shadow": fed(shadow_monitor)}
+    answer = httpx.post(router.url + INFER, content=BODY)
+    assert answer.status_code == 200
+    assert answer.headers[hdr.VARIANT] == "stable" and answer.headers[hdr.MIRRORED] == "shadow"
+    labels = orjson.dumps({"feedback": [{"request_id": "r1", "label": 0}]})
+    echoed = {hdr.VARIANT: "stable", hdr.MIRRORED: answer.headers[hdr.MIRRORED]}
+    response = httpx.post(router.url + "/v1/feedback", content=labels, headers=echoed)
+    assert response.status_code == 202
+    assert response.headers[hdr.SHADOW_FEEDBACK] == "forwarded"
+    assert fed(stable_monitor) == before["stable"] + 1
+    assert fed(shadow_monitor) == before["shadow"] + 1
+    last = httpx.get(shadow_monitor.url + "/_seen").json()["last"]
+    assert last["body"] == labels.decode() and last["headers"][hdr.VARIANT] == "shadow"
+    assert hdr.MIRRORED not in last["headers"]
+    # Without the echoed header (the request was not mirrored) only stable's monitor gets it.
+    plain = httpx.post(router.url + "/v1/feedback", content=labels, headers={hdr.VARIANT: "stable"})
+    assert plain.status_code == 202 and hdr.SHADOW_FEEDBACK not in plain.headers
+    assert fed(shadow_monitor) == before["shadow"] + 1
+    metrics = httpx.get(router.url + "/metrics").text
+    assert 'driftline_router_feedback_total{outcome="forwarded",variant="shadow"} 1.0' in metrics
+    # A table whose shadow has no monitor: the labels still reach stable's monitor; the header
+    # says why the shadow got none.
+    table["shadow"].pop("monitor")  # type: ignore[attr-defined]
+    put = httpx.put(f"http://127.0.0.1:{router.extra['admin']}/table", content=orjson.dumps(table))
+    assert put.status_code == 200
+    response = httpx.post(router.url + "/v1/feedback", content=labels, headers=echoed)
+    assert response.status_code == 202 and response.headers[hdr.SHADOW_FEEDBACK] == "no_monitor"
+
+
+def test_router_metrics_pass_promtool_check_metrics(
+    fakes: dict[str, Proc], router_for, repo_root: Path
+) -> None:
+    """The live /metrics of a router that saw every kind of traffic passes `promtool check
+    metrics` with no findings (promtool comes from `make .tools/promtool`, a dependency of
+    `make test`)."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    table = _table(
+        [dead, fakes["stable"].url],
+        [fakes["bad_request"].url],
+        canary_weight=50,
+        shadow={
+            "model_version": "3",
+            "mirror_percent": 100,
+            "endpoints": [fakes["shadow_same"].url],
+        },
+    )
+    table["canary"]["monitor"] = fakes["monitor_canary"].url  # type: ignore[index]
+    router = router_for(table, admin=True)
+    with httpx.Client(base_url=router.url, timeout=5) as client:
+        for _ in range(20):
+            client.post(INFER, content=BODY)
+        client.post("/v1/feedback", content=b"{}", headers={hdr.VARIANT: "canary"})
+    admin = f"http://127.0.0.1:{router.extra['admin']}"
+    assert httpx.put(admin + "/table", content=b"version: x").status_code == 422
+    _wait_for(lambda: _stats(router)["shadow"][0]["compared"] > 0, "a shadow comparison")  # type: ignore[index]
+    text = httpx.get(router.url + "/metrics").content
+    for name in (
+        b"driftline_router_requests_total",
+        b"driftline_router_request_duration_seconds_bucket",
+        b"driftline_router_upstream_ejections_total",
+        b"driftline_router_shadow_agreement_ratio",
+        b"driftline_router_route_table_reloads_total",
+        b"driftline_router_route_table_watch_errors_total",
+        b"driftline_router_feedback_total",
+    ):
+        assert name in text
+    local = repo_root / ".tools" / "promtool"
+    promtool = str(local) if local.is_file() else shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is missing: run `make .tools/promtool` (make test does)")
+        pytest.skip("promtool is missing (run `make .tools/promtool`); required under CI=true")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert result.stdout.decode().strip() == "", result.stdout.decode()

@@ -17,7 +17,9 @@ How a request flows (public port)::
                                  POST .../infer may also be mirrored to the shadow (a task: the
                                  client never waits for it; its answer is compared, then dropped)
     POST {feedback_path}         forwarded to the monitor of the variant named by the
-                                 x-driftline-variant header (the one the answer carried)
+                                 x-driftline-variant header (the one the answer carried); when
+                                 it also carries x-driftline-mirrored: shadow (a mirrored
+                                 request's answer carried it), a copy goes to the shadow's monitor
     GET /stats, GET /metrics     the JSON stats for the rollout analysis; Prometheus
 
 Why one immutable :class:`_Live` snapshot per table: a request reads ``self._live`` once and uses
@@ -82,7 +84,12 @@ DEFAULT_FEEDBACK_PATH: Final = "/v1/feedback"
 """Where feedback is posted on the router, and where it is forwarded on a variant's monitor."""
 
 _KNOWN_STATUSES: Final = frozenset(s.value for s in HTTPStatus)
-_FORWARDED_REQUEST_SKIP: Final = HOP_BY_HOP | {hdr.VARIANT, hdr.MODEL_VERSION, hdr.ROUTE_VERSION}
+_FORWARDED_REQUEST_SKIP: Final = HOP_BY_HOP | {
+    hdr.VARIANT,
+    hdr.MODEL_VERSION,
+    hdr.ROUTE_VERSION,
+    hdr.MIRRORED,
+}
 _MODELS_PREFIX: Final = "/v2/models/"
 
 
@@ -119,6 +126,8 @@ class _LiveVariant:
     spec: LiveVariant | ShadowVariant
     upstreams: VariantUpstreams
     answer_headers: tuple[tuple[str, str], ...]
+    mirrored_headers: tuple[tuple[str, str], ...]
+    """``answer_headers`` plus the mirrored header: for answers whose request was mirrored."""
     upstream_header: bytes
 
 
@@ -150,6 +159,19 @@ def _head(request: Request, path: str, variant_header: bytes) -> bytes:
     parts.append(variant_header)
     parts.append(b"content-length: %d\r\n" % len(request.body))
     return b"".join(parts)
+
+
+def _wants_shadow_copy(request: Request) -> bool:
+    """Whether feedback asks for a copy to the shadow's monitor (the request was mirrored).
+
+    The client echoes the mirrored header the answer carried (or adds ``?mirrored=shadow``);
+    every router replica can then act on it, with no memory of which requests were mirrored.
+    """
+    if request.headers.get(hdr.MIRRORED) == "shadow":
+        return True
+    if request.query:
+        return "shadow" in parse_qs(request.query).get("mirrored", [])
+    return False
 
 
 def _outcome(status: int) -> str:
@@ -236,8 +258,9 @@ class Router:
                 (hdr.ROUTE_VERSION, str(table.version)),
             )
             upstream_header = f"{hdr.VARIANT}: {name}\r\n".encode("latin-1")
+            mirrored = (*answer, (hdr.MIRRORED, "shadow"))
             variants[name] = _LiveVariant(
-                name, spec, VariantUpstreams(pools), answer, upstream_header
+                name, spec, VariantUpstreams(pools), answer, mirrored, upstream_header
             )
         for endpoint in list(self._pools):
             if endpoint not in wanted:
@@ -352,7 +375,8 @@ class Router:
                     status,
                     response.body,
                     response.content_type,
-                    response.headers + chosen.answer_headers,
+                    response.headers
+                    + (chosen.answer_headers if primary is None else chosen.mirrored_headers),
                 )
             else:
                 outcome = "server_error"
@@ -373,9 +397,8 @@ class Router:
             client_error=outcome == "client_error",
         )
         if response is None:
-            answer = Response(
-                answer.status, answer.body, answer.content_type, chosen.answer_headers
-            )
+            extra = chosen.answer_headers if primary is None else chosen.mirrored_headers
+            answer = Response(answer.status, answer.body, answer.content_type, extra)
         return answer
 
     async def _send(
@@ -509,18 +532,53 @@ class Router:
                 f"variant {variant.name} has no monitor in the route table",
             )
         head = _head(request, self.config.feedback_path, variant.upstream_header)
+        # A mirrored request's labels also go to the shadow's monitor (concurrently), so the
+        # shadow's performance is judged on the same requests; the client gets the primary's
+        # answer, plus a header saying what became of the copy.
+        shadow_copy: asyncio.Task[str] | None = None
+        shadow_outcome = ""
+        if _wants_shadow_copy(request) and variant.name != "shadow":
+            shadow = live.variants.get("shadow")
+            if shadow is None or shadow.spec.monitor is None:
+                self.metrics.feedback.labels("shadow", "no_monitor").inc()
+                shadow_outcome = "no_monitor"
+            else:
+                shadow_head = _head(request, self.config.feedback_path, shadow.upstream_header)
+                shadow_copy = asyncio.get_running_loop().create_task(
+                    self._forward_feedback(shadow, shadow.spec.monitor, shadow_head, request.body)
+                )
         try:
             answer = await self._pools[monitor].request(
                 head, request.body, self.config.upstream_timeout_s
             )
         except UpstreamError as exc:
             self.metrics.feedback.labels(variant.name, "failed").inc()
+            if shadow_copy is not None:
+                await shadow_copy
             return json_error(HTTPStatus.BAD_GATEWAY, f"monitor of {variant.name}: {exc}")
         self.metrics.feedback.labels(
             variant.name, "forwarded" if answer.status < 400 else "failed"
         ).inc()
+        if shadow_copy is not None:
+            shadow_outcome = await shadow_copy
         status = answer.status if answer.status in _KNOWN_STATUSES else HTTPStatus.BAD_GATEWAY
-        return Response(status, answer.body, answer.content_type, answer.headers)
+        headers = answer.headers
+        if shadow_outcome:
+            headers = (*headers, (hdr.SHADOW_FEEDBACK, shadow_outcome))
+        return Response(status, answer.body, answer.content_type, headers)
+
+    async def _forward_feedback(
+        self, variant: _LiveVariant, monitor: Endpoint, head: bytes, body: bytes
+    ) -> str:
+        """Send a feedback copy to ``variant``'s monitor; the outcome (counted), never raises."""
+        try:
+            answer = await self._pools[monitor].request(head, body, self.config.upstream_timeout_s)
+            outcome = "forwarded" if answer.status < 400 else "failed"
+        except UpstreamError as exc:
+            log.warning("feedback copy for the %s monitor failed: %s", variant.name, exc)
+            outcome = "failed"
+        self.metrics.feedback.labels(variant.name, outcome).inc()
+        return outcome
 
     # ------------------------------------------------------------------ stats
     def stats_document(self, window_s: int) -> dict[str, object]:

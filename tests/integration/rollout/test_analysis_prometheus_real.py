@@ -130,8 +130,11 @@ async def test_promql_over_a_real_server_judges_the_canary(prometheus: str) -> N
             if canary.requests + stable.requests >= REQUESTS * 0.95:
                 break
             await _pause()
-    # increase() extrapolates to the window's edges: totals are close to, not exactly, REQUESTS
-    assert REQUESTS * 0.95 <= canary.requests + stable.requests <= REQUESTS * 1.5
+    # increase() extrapolates to the window's edges: totals are close to, not exactly, REQUESTS.
+    # The counters start at zero (no extrapolation back), but the last sample may be extrapolated
+    # forward by up to 1.1 average scrape intervals; with only two samples in the window that is
+    # up to 2.1x the true count (1.6x was seen on a loaded box).
+    assert REQUESTS * 0.95 <= canary.requests + stable.requests <= REQUESTS * 2.1
     assert canary.requests >= 40 and stable.requests >= 40  # 50/50, loose
     assert canary.errors == canary.requests  # every canary answer is a 500
     assert stable.errors == 0

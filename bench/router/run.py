@@ -39,7 +39,7 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/: the shared wrk runner
-from common.wrk import Level, wrk
+from wrkload.wrk import Level, wrk
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent

@@ -1,4 +1,4 @@
-"""The shared wrk parser of the benchmarks (bench/common/wrk.py), on a real wrk 4.1 report."""
+"""The shared wrk parser of the benchmarks (bench/wrkload/wrk.py), on a real wrk 4.1 report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-WRK_PY = Path(__file__).resolve().parents[3] / "bench" / "common" / "wrk.py"
+WRK_PY = Path(__file__).resolve().parents[3] / "bench" / "wrkload" / "wrk.py"
 
 REPORT = """Running 5s test @ http://127.0.0.1:8080/v2/models/churn/infer
   1 threads and 64 connections
@@ -29,7 +29,7 @@ Transfer/sec:      3.04MB
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_common_wrk", WRK_PY)
+    spec = importlib.util.spec_from_file_location("bench_wrkload_wrk", WRK_PY)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
@@ -57,5 +57,5 @@ def test_both_benchmarks_use_the_shared_runner() -> None:
     bench = WRK_PY.parents[1]
     for run in (bench / "router" / "run.py", bench / "serving" / "run.py"):
         text = run.read_text()
-        assert "from common.wrk import" in text, run
+        assert "from wrkload.wrk import" in text, run
         assert "def parse_wrk" not in text, run

@@ -411,9 +411,15 @@ class KubeClient:
         self, api_version: str, kind: str, namespace: str, selector: Mapping[str, str]
     ) -> list[JsonObject]:
         """Objects of ``kind`` in ``namespace`` carrying all ``selector`` labels."""
-        res = resource_of(api_version, kind)
-        what = f"list {kind} in {namespace}"
         query = [("labelSelector", _selector(selector))] if selector else []
+        return await self._list_items(api_version, kind, namespace, query)
+
+    async def _list_items(
+        self, api_version: str, kind: str, namespace: str | None, query: list[tuple[str, str]]
+    ) -> list[JsonObject]:
+        """One LIST with retries: the ``items`` that are objects; rejections raise."""
+        res = resource_of(api_version, kind)
+        what = f"list {kind} in {namespace or 'all namespaces'}"
         for attempt in range(self._retry.attempts):
             resp = await self._call("GET", res.path(namespace), query=query)
             if resp.status == 200 and resp.body is not None:
@@ -605,17 +611,7 @@ class KubeClient:
     # ------------------------------------------------------------------ kubectl plugin reads/writes
     async def list_in(self, api_version: str, kind: str, namespace: str | None) -> list[JsonObject]:
         """Every object of ``kind`` in ``namespace``, or in all namespaces when it is ``None``."""
-        res = resource_of(api_version, kind)
-        what = f"list {kind} in {namespace or 'all namespaces'}"
-        for attempt in range(self._retry.attempts):
-            resp = await self._call("GET", res.path(namespace))
-            if resp.status == 200 and resp.body is not None:
-                items = resp.body.get("items")
-                return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-            if not _retriable(resp.status) or resp.status == 409:
-                raise self._reject(what, resp)
-            await self._backoff(attempt, what, resp)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._list_items(api_version, kind, namespace, [])
 
     async def merge_patch(
         self, api_version: str, kind: str, namespace: str, name: str, patch: JsonObject

@@ -104,6 +104,15 @@ serve = click.Command(
     show_envvar=True,
     help="Network timeout per request in seconds.",
 )
+@click.option(
+    "--max-bytes",
+    default=None,
+    type=click.IntRange(min=1),
+    envvar="DRIFTLINE_FETCH_MAX_BYTES",
+    show_envvar=True,
+    help="Largest accepted artifact in bytes; a bigger one fails as soon as its declared "
+    "Content-Length or the bytes read pass the limit, and nothing lands [default: no limit].",
+)
 def fetch(
     uri: str,
     sha256: str,
@@ -112,12 +121,14 @@ def fetch(
     attempts: int,
     backoff_s: float,
     timeout_s: float,
+    max_bytes: int | None,
 ) -> None:
     """Download URI into DEST, verify its sha256 and rename it into place atomically.
 
     URI is http(s)://, file:// or a path (s3:// with the 's3' extra). Nothing is left at the
     destination unless the digest matches; a mismatch fails with both digests. Transient
-    failures are retried with exponential backoff. Prints the final path.
+    failures are retried with exponential backoff; a size limit (--max-bytes) is not retried.
+    Prints the final path.
     """
     logging.basicConfig(level="INFO", format="%(levelname)s %(message)s", stream=sys.stderr)
     from driftline.serving.fetch import FetchError, RetryPolicy
@@ -131,6 +142,7 @@ def fetch(
             name=name,
             retry=RetryPolicy(attempts=attempts, backoff_s=backoff_s),
             timeout_s=timeout_s,
+            max_bytes=max_bytes,
         )
     except FetchError as exc:
         raise click.ClickException(str(exc)) from None

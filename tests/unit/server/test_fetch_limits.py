@@ -2,7 +2,9 @@
 
 We test these aspects: a file above ``max_bytes`` fails with TooLargeError before anything lands;
 at the limit it is fetched; a digest mismatch is a DigestMismatchError (still a FetchError, so
-existing callers catch it); transient failures keep their class when the retries are spent.
+existing callers catch it); transient failures keep their class when the retries are spent; the
+CLI's ``--max-bytes`` (and its environment variable) fails closed with the limit named, and a
+non-positive limit is a usage error.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from driftline.serving import fetch as fetch_module
+from driftline.serving.cli import fetch as fetch_command
 from driftline.serving.fetch import (
     DigestMismatchError,
     FetchError,
@@ -56,3 +60,20 @@ def test_spent_retries_stay_transient(tmp_path: Path, monkeypatch: pytest.Monkey
             sleep=slept.append,
         )
     assert slept == [0.5]
+
+
+def test_the_cli_limit_fails_closed_and_names_the_limit(tmp_path: Path) -> None:
+    src = tmp_path / "m.onnx"
+    src.write_bytes(b"x" * 1000)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    out = tmp_path / "out"
+    args = [str(src), "--sha256", digest, "--dest", str(out)]
+    refused = CliRunner().invoke(fetch_command, [*args, "--max-bytes", "999"])
+    assert refused.exit_code == 1
+    assert "limit of 999 bytes" in refused.output
+    assert list(out.iterdir()) == []
+    bad = CliRunner().invoke(fetch_command, [*args, "--max-bytes", "0"])
+    assert bad.exit_code == 2 and "--max-bytes" in bad.output
+    fetched = CliRunner().invoke(fetch_command, args, env={"DRIFTLINE_FETCH_MAX_BYTES": "1000"})
+    assert fetched.exit_code == 0, fetched.output
+    assert (out / "m.onnx").read_bytes() == b"x" * 1000

@@ -83,8 +83,12 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
+def rfc7386_merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch as the RFC's pseudo-code states it (copying freely).
+
+    Deliberately naive: it is the emulator's and also the reference that the operator's own
+    copy-once ``driftline.operator.manifests.merge_patch`` is checked against.
+    """
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     result = copy.deepcopy(target) if isinstance(target, dict) else {}
@@ -92,7 +96,7 @@ def _merge_patch(target: Any, patch: Any) -> Any:
         if value is None:
             result.pop(key, None)
         else:
-            result[key] = _merge_patch(result.get(key), value)
+            result[key] = rfc7386_merge(result.get(key), value)
     return result
 
 
@@ -351,7 +355,7 @@ class KubernetesEmulatorPlus(kmock.KubernetesEmulator):
                     "Conflict",
                     "the object has been modified; please apply your changes to the latest version and try again",
                 )
-            new = _merge_patch(old, data)
+            new = rfc7386_merge(old, data)
         return await self._write(request, key, old, new)
 
     async def _replace(self, request: Any) -> dict[str, Any]:

@@ -7,8 +7,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kmock_plus import rfc7386_merge as reference
 
-from driftline.operator.manifests import JsonObject, JsonValue, is_noop, merge_patch
+from driftline.operator.manifests import JsonObject, is_noop, merge_patch
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "b"]))
 keys = st.sampled_from(["a", "b", "c", "d"])
@@ -18,19 +19,6 @@ json_values: st.SearchStrategy[Any] = st.recursive(
     max_leaves=12,
 )
 objects = st.dictionaries(keys, json_values, max_size=4)
-
-
-def reference(target: JsonValue, patch: JsonValue) -> JsonValue:
-    """RFC 7386 as the RFC's pseudo-code states it (copying freely)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = reference(result.get(key), value)
-    return result
 
 
 @settings(max_examples=60, deadline=None)

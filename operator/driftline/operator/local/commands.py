@@ -28,6 +28,14 @@ STATE_DIR_OPTION = click.option(
     show_envvar=True,
     help="Local state directory [default: .driftline in the current folder].",
 )
+FILES_OPTION = click.option(
+    "-f",
+    "--filename",
+    "files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Manifest file or folder (all four kinds; repeatable), as for kubectl apply -f.",
+)
 ANSWER_TIMEOUT_S = 15.0
 """How long a command waits for the running ``up`` to answer."""
 
@@ -60,14 +68,7 @@ def _say(message: str) -> None:
 
 
 @click.command("up", context_settings=CONTEXT)
-@click.option(
-    "-f",
-    "--filename",
-    "files",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Manifest file or folder (all four kinds; repeatable), as for kubectl apply -f.",
-)
+@FILES_OPTION
 @STATE_DIR_OPTION
 @click.option(
     "--port",
@@ -214,14 +215,7 @@ def _send(state_dir: Path | None, verb: str, target: str | None, manifests: list
 
 
 @click.command("apply", context_settings=CONTEXT)
-@click.option(
-    "-f",
-    "--filename",
-    "files",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Manifest file or folder (repeatable).",
-)
+@FILES_OPTION
 @STATE_DIR_OPTION
 def apply(files: tuple[Path, ...], state_dir: Path | None) -> None:
     """Change objects while `driftline up` runs (e.g. a Deployment's spec.model: a rollout).

@@ -1,9 +1,11 @@
 """Shared helpers of the drift benchmark scripts (each system runs in its own process).
 
 Every system script: pins itself to one core, loads the same data files, prepares its inputs
-outside the timer, times one ``fit`` and the best of ``REPEAT`` per-window runs (after
-``gc.collect()``), and prints one JSON object on stdout: ``{system, version, fit_s, window_s,
-window_cpu_s, flagged, notes}``. Works in any virtualenv that has numpy (no Driftline import).
+outside the timer, times one ``fit`` and the per-window run (:func:`window_timing`: at least
+``REPEAT`` runs and as many more as fit in ``BUDGET_S``, as timeit's autorange does, each after
+``gc.collect()``; best and median reported), and prints one JSON object on stdout: ``{system,
+version, fit_s, window_s, window_cpu_s, window_cpu_median_s, window_runs, flagged, notes}``.
+Works in any virtualenv that has numpy (no Driftline import).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from typing import Any
 import numpy as np
 
 REPEAT = 3
+BUDGET_S = 3.0
+"""Per-window runs continue past ``REPEAT`` while their total stays under this (fast systems
+get more samples; a system that needs seconds per window still runs ``REPEAT`` times)."""
+MAX_RUNS = 40
 
 
 def pin_one_core() -> None:
@@ -49,6 +55,30 @@ def timed(fn: Callable[[], Any], repeat: int = REPEAT) -> tuple[Any, float, floa
         best_wall = min(best_wall, time.perf_counter() - w0)
         best_cpu = min(best_cpu, time.thread_time() - c0)
     return result, best_wall, best_cpu
+
+
+def window_timing(fn: Callable[[], Any]) -> tuple[Any, dict[str, float | int]]:
+    """Time the per-window run: ``(result, {window_s, window_cpu_s, window_median_s,
+    window_cpu_median_s, window_runs})``, best and median over the runs (see ``BUDGET_S``)."""
+    walls: list[float] = []
+    cpus: list[float] = []
+    result = None
+    started = time.perf_counter()
+    while len(walls) < REPEAT or (
+        len(walls) < MAX_RUNS and time.perf_counter() - started < BUDGET_S
+    ):
+        gc.collect()
+        w0, c0 = time.perf_counter(), time.thread_time()
+        result = fn()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.thread_time() - c0)
+    return result, {
+        "window_s": min(walls),
+        "window_cpu_s": min(cpus),
+        "window_median_s": float(np.median(walls)),
+        "window_cpu_median_s": float(np.median(cpus)),
+        "window_runs": len(walls),
+    }
 
 
 def emit(**fields: Any) -> None:

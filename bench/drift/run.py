@@ -6,9 +6,10 @@ Usage (from the repository root; ``make bench-drift`` creates the peer virtualen
 
 Writes ``drift.json`` (every raw figure) and ``drift.md`` (the table in the README) into
 ``--out``. Each system runs in its own process, pinned to one core, with BLAS/OpenMP threads set
-to 1. Times: one-time ``fit`` (profile build or reference preparation) and the best of 3
-per-window runs, as wall time and as CPU time of the measuring thread (the CPU time is what to
-compare when the machine is shared: wall times include waiting for the CPU).
+to 1. Times: one-time ``fit`` (profile build or reference preparation) and the best (and median)
+of at least 3 per-window runs (``common.window_timing``), as wall time and as CPU time of the
+measuring thread (the CPU time is what to compare when the machine is shared: wall times include
+waiting for the CPU).
 """
 
 from __future__ import annotations
@@ -81,13 +82,17 @@ def markdown(results: list[dict[str, object]], meta: dict[str, object]) -> str:
         f"Data: {meta['data']}. Machine: {meta['machine']}; load average "
         f"{meta['load_before']} before, {meta['load_after']} after. Command: `make bench-drift`.",
         "",
-        "| system | fit s | per-window ms (wall) | per-window ms (CPU) | CPU x ours | real shifts "
+        "Per window: best and median of the runs (at least 3; more while they fit in 3 s, as "
+        "timeit's autorange does); `CPU` is the measuring thread's CPU time.",
+        "",
+        "| system | fit s | per-window ms (wall, best) | per-window ms (CPU, best) | "
+        "per-window ms (CPU, median) | runs | CPU x ours | real shifts "
         "caught (of 6) | negligible flagged | false alarms (of 48 stable) |",
-        "|---|---:|---:|---:|---:|---|---|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['system']} | error: {r['error']} | | | | | | |")
+            lines.append(f"| {r['system']} | error: {r['error']} | | | | | | | | |")
             continue
         d = r["detection"]
         assert isinstance(d, dict)
@@ -99,7 +104,9 @@ def markdown(results: list[dict[str, object]], meta: dict[str, object]) -> str:
         alarms = ": " + ", ".join(d["false_alarms"]) if d["false_alarms"] else ""
         lines.append(
             f"| {r['system']} ({r['version']}) | {float(r['fit_s']):.2f} | "
-            f"{1e3 * float(r['window_s']):.1f} | {1e3 * float(r['window_cpu_s']):.1f} | {ratio} | "
+            f"{1e3 * float(r['window_s']):.1f} | {1e3 * float(r['window_cpu_s']):.1f} | "
+            f"{1e3 * float(r.get('window_cpu_median_s', float('nan'))):.1f} | "
+            f"{r.get('window_runs', '-')} | {ratio} | "
             f"{len(d['real_caught'])}{missed} | {', '.join(d['negligible_flagged']) or 'no'} | "
             f"{len(d['false_alarms'])}{alarms} |"
         )

@@ -16,7 +16,7 @@ os.environ.setdefault("EVIDENTLY_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 import evidently
 import pandas as pd
-from common import emit, load, pin_one_core, timed
+from common import emit, load, pin_one_core, timed, window_timing
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
@@ -49,10 +49,10 @@ def main() -> None:
                 flagged.append(config["column"])
         return flagged
 
-    flagged, w, c = timed(window)
+    flagged, timing = window_timing(window)
     emit(system="Evidently DataDriftPreset", version=f"evidently {evidently.__version__}",
          config="defaults: W1/sd >= 0.1 (numeric), JS >= 0.1 (categorical), no p-value",
-         fit_s=fit_w, fit_cpu_s=fit_c, window_s=w, window_cpu_s=c, flagged=sorted(flagged),
+         fit_s=fit_w, fit_cpu_s=fit_c, **timing, flagged=sorted(flagged),
          notes="per window includes wrapping the current DataFrame into a Dataset")  # fmt: skip
 
 

@@ -15,7 +15,7 @@ os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 import nannyml as nml
 import pandas as pd
-from common import emit, load, pin_one_core, timed
+from common import emit, load, pin_one_core, timed, window_timing
 
 
 def main() -> None:
@@ -47,10 +47,10 @@ def main() -> None:
                 flagged.append(col)
         return flagged
 
-    flagged, w, c = timed(window)
+    flagged, timing = window_timing(window)
     emit(system="NannyML univariate", version=f"nannyml {nml.__version__}",
          config="defaults: Jensen-Shannon, alert above reference-chunk mean + 3 sd; chunk 10k",
-         fit_s=fit_w, fit_cpu_s=fit_c, window_s=w, window_cpu_s=c, flagged=sorted(flagged),
+         fit_s=fit_w, fit_cpu_s=fit_c, **timing, flagged=sorted(flagged),
          notes="reference split into 5 chunks of 10k for the learned threshold")  # fmt: skip
 
 

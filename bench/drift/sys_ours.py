@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import emit, load, pin_one_core, timed
+from common import emit, load, pin_one_core, timed, window_timing
 
 from driftline.serving import records
 from driftline.serving.drift import decide, stats
@@ -133,7 +133,7 @@ def main() -> None:
     cats = truth["categorical"]
     profile, fit_wall, fit_cpu = timed(lambda: build_profile(ref, "sha", categorical=cats), 1)
     cfg = decide.DecisionConfig()
-    evaluation, wall, cpu = timed(lambda: evaluate_table(profile, cur, cfg))
+    evaluation, timing = window_timing(lambda: evaluate_table(profile, cur, cfg))
     # Where the time goes, per stage (best of 3 each).
     (numeric, codes), enc_w, enc_c = timed(lambda: encode_table(profile.layout, cur))
     hists, hist_w, hist_c = timed(lambda: histograms(profile.layout, numeric, codes))
@@ -158,8 +158,7 @@ def main() -> None:
         config="W1/sd >= 0.1 (numeric), JS >= 0.1 (categorical) AND KS/chi2 p < 0.05 Bonferroni",
         fit_s=fit_wall,
         fit_cpu_s=fit_cpu,
-        window_s=wall,
-        window_cpu_s=cpu,
+        **timing,
         stages_s={"encode": enc_w, "count": hist_w, "statistics": cmp_w, "decide": dec_w},
         stages_cpu_s={"encode": enc_c, "count": hist_c, "statistics": cmp_c, "decide": dec_c},
         window_codes_s=code_w,

@@ -15,7 +15,7 @@ from scipy import special
 from scipy.stats import chi2_contingency
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import emit, load, pin_one_core, timed
+from common import emit, load, pin_one_core, timed, window_timing
 
 
 def main() -> None:
@@ -68,10 +68,10 @@ def main() -> None:
                 flagged.append(k)
         return flagged
 
-    flagged, w, c = timed(window)
+    flagged, timing = window_timing(window)
     emit(system="numpy+scipy loop", version=f"numpy {np.__version__}, scipy {scipy.__version__}",
          config="KS/chi2 p < 0.05/55 (Bonferroni), reference precomputed",
-         fit_s=fit_w, fit_cpu_s=fit_c, window_s=w, window_cpu_s=c, flagged=sorted(flagged),
+         fit_s=fit_w, fit_cpu_s=fit_c, **timing, flagged=sorted(flagged),
          notes="p-value rule only: no effect-size gate")  # fmt: skip
 
 

@@ -22,7 +22,10 @@ per-request scope and the extra tasks. It does exactly what the data plane needs
 - an optional synchronous path (``HttpServer(handler, fast=...)``): a request that arrives alone
   (no other request pending on the server) is offered to it once the loop has read what arrived
   with it; what it answers is written at once, with no task per request (the model server
-  answers a lone inference this way).
+  answers a lone inference this way);
+- an optional callback path (``HttpServer(handler, start=...)``): every request is first offered
+  to a function that takes it with a ``respond`` callback and answers whenever its own I/O
+  completes, with no task or coroutine per request (the router forwards this way).
 
 Contract for handlers: ``Request.headers`` has lower-cased names (last value wins); ``Response``
 bodies are bytes; ``Content-Length`` and ``Connection`` are set here, never by the handler.
@@ -104,6 +107,15 @@ response when it can answer without waiting for anything, else None to hand the 
 :data:`Handler`. Same contract otherwise: must not raise for bad input."""
 
 
+Respond = Callable[[Response], None]
+"""Answers the request a :data:`StartHandler` took; called exactly once per taken request."""
+
+StartHandler = Callable[[Request, Respond], bool]
+"""An app's callback path (optional, see :class:`HttpServer`): True when it took the request (it
+then calls ``respond`` exactly once, now or later, from the event loop's thread), False to hand
+the request to the :data:`Handler`. Must not raise for bad input."""
+
+
 def json_error(status: int, message: str) -> Response:
     """A ``{"error": message}`` JSON response with ``status`` (the inference protocol's shape)."""
     import orjson
@@ -145,6 +157,7 @@ class ServerState:
     handler: Handler
     max_body_bytes: int
     fast: FastHandler | None = None
+    start: StartHandler | None = None
     connections: set[_Connection] = field(default_factory=set)
     closing: bool = False
     pending: int = 0
@@ -164,6 +177,8 @@ class _Connection(asyncio.Protocol):
         "_parser",
         "_paused",
         "_queue",
+        "_respond",
+        "_starting",
         "_state",
         "_too_large",
         "_transport",
@@ -183,6 +198,8 @@ class _Connection(asyncio.Protocol):
         self._closed = False
         self._paused = False
         self._too_large = False
+        self._starting = False
+        self._respond: Respond = self._responded
 
     # ---------------------------------------------------------------- asyncio.Protocol callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -255,7 +272,9 @@ class _Connection(asyncio.Protocol):
             self._transport.pause_reading()
         if not self._busy:
             self._busy = True
-            if self._state.fast is not None and self._state.pending == 1:
+            if self._state.start is not None:
+                self._start_next()
+            elif self._state.fast is not None and self._state.pending == 1:
                 # a lone request (so far): offer it to the fast path after this loop iteration's
                 # reads, so that the app sees every request that arrived with it (``pending``)
                 # and can tell a lone request from a burst. Under load, straight to the task.
@@ -289,6 +308,50 @@ class _Connection(asyncio.Protocol):
         self._busy = False
         if self._state.closing and not self._queue:
             self._close()
+
+    def _start_next(self) -> None:
+        """Offer queued requests, in order, to the app's callback path.
+
+        A request it takes stays at the head of the queue until :meth:`_responded` answers it;
+        one it declines, and every one after it, go to :meth:`_drain`.
+        """
+        start = self._state.start
+        assert start is not None
+        while self._queue and not self._closed:
+            pending = self._queue[0]
+            self._starting = True
+            try:
+                taken = start(pending.request, self._respond)
+            except Exception:  # the last-resort mapper: handlers map their own errors
+                log.exception(
+                    "handler failed on %s %s", pending.request.method, pending.request.path
+                )
+                if self._queue and self._queue[0] is pending:  # not answered yet: answer 500
+                    self._queue.popleft()
+                    if not self._answer(
+                        pending, json_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+                    ):
+                        break
+                continue
+            finally:
+                self._starting = False
+            if not taken:
+                self._loop.create_task(self._drain())  # still busy: the task owns the queue
+                return
+            if self._queue and self._queue[0] is pending:
+                return  # answered later, through _responded
+        self._busy = False
+        if self._state.closing and not self._queue:
+            self._close()
+
+    def _responded(self, response: Response) -> None:
+        """The ``respond`` callback of the callback path: answer the queue head, go on."""
+        if self._closed or not self._queue:
+            return  # the connection went away while the app was working
+        if not self._answer(self._queue.popleft(), response):
+            return
+        if not self._starting:  # called later, from the app's I/O: continue with the queue
+            self._start_next()
 
     async def _drain(self) -> None:
         """Answer queued requests in order through the async handler; one task at a time."""
@@ -380,6 +443,7 @@ class HttpServer:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         fast: FastHandler | None = None,
+        start: StartHandler | None = None,
     ) -> None:
         """Create a server for ``handler``; nothing is bound until :meth:`start`.
 
@@ -391,9 +455,16 @@ class HttpServer:
                 offered to it, once the loop has read everything that arrived with it; a
                 response is written at once (no task per request), None hands the request to
                 ``handler``. Without it, or under load, every request runs in a task.
+            start: the app's optional callback path (not together with ``fast``). When given,
+                every request is first offered to it with a ``respond`` callback; a request it
+                takes is answered when it calls ``respond`` (no task per request), one it
+                declines goes to ``handler``. Answers stay in request order per connection.
         """
         if max_body_bytes <= 0:
             raise ValueError("max_body_bytes must be positive")
+        if fast is not None and start is not None:
+            raise ValueError("give fast or start, not both")
+        self._start = start
         self._handler = handler
         self._fast = fast
         self._max_body_bytes = max_body_bytes
@@ -418,7 +489,7 @@ class HttpServer:
 
     async def start(self, host: str, port: int, *, backlog: int = 2048) -> None:
         """Bind and start accepting connections."""
-        state = ServerState(self._handler, self._max_body_bytes, self._fast)
+        state = ServerState(self._handler, self._max_body_bytes, self._fast, self._start)
         state.idle.set()
         self._state = state
         loop = asyncio.get_running_loop()

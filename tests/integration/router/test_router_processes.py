@@ -491,3 +491,60 @@ def test_router_metrics_pass_promtool_check_metrics(
     )
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert result.stdout.decode().strip() == "", result.stdout.decode()
+
+
+def test_a_shadow_that_cannot_keep_up_is_shed_not_waited_for(
+    fakes: dict[str, Proc], router_for
+) -> None:
+    """Copies over the in-flight bound are dropped (counted); the client never waits."""
+    table = _table(
+        [fakes["stable"].url],
+        shadow={
+            "model_version": "3",
+            "mirror_percent": 100,
+            "endpoints": [fakes["shadow_slow"].url],  # answers after 3 s
+        },
+    )
+    router = router_for(table, shadow_max_inflight="2", shadow_timeout_s="8")
+    with httpx.Client(base_url=router.url, timeout=5) as client:
+        for _ in range(6):
+            started = time.monotonic()
+            response = client.post(INFER, content=BODY)
+            assert response.status_code == 200
+            assert time.monotonic() - started < 0.9  # the 3 s shadow is never waited for
+    pair = _stats(router)["shadow"][0]  # type: ignore[index]
+    # two copies in flight (the bound), four shed, all while the shadow still works on the two
+    assert (pair["mirrored"], pair["dropped"]) == (2, 4)
+    assert pair["compared"] + pair["skipped"] + pair["shadow_timeouts"] == 0
+    metrics = httpx.get(router.url + "/metrics").text
+    assert (
+        'driftline_router_shadow_requests_total{outcome="dropped",primary="stable",shadow="shadow"}'
+        " 4.0" in metrics
+    )
+
+
+def test_comparisons_are_sampled_under_the_budget(fakes: dict[str, Proc], router_for) -> None:
+    """Over the per-second budget, answered copies are counted as skipped, not compared."""
+    table = _table(
+        [fakes["stable"].url],
+        shadow={
+            "model_version": "3",
+            "mirror_percent": 100,
+            "endpoints": [fakes["shadow_same"].url],
+        },
+    )
+    router = router_for(table, shadow_compare_per_s="1")
+    started = time.monotonic()
+    with httpx.Client(base_url=router.url, timeout=5) as client:
+        for _ in range(10):
+            assert client.post(INFER, content=BODY).status_code == 200
+    seconds = time.monotonic() - started
+
+    def all_counted() -> bool:
+        pair = _stats(router)["shadow"][0]  # type: ignore[index]
+        return bool(pair["compared"] + pair["skipped"] == 10)
+
+    _wait_for(all_counted, "10 copies compared or skipped")
+    pair = _stats(router)["shadow"][0]  # type: ignore[index]
+    assert 1 <= pair["compared"] <= int(seconds) + 2  # at most one per second boundary crossed
+    assert pair["class_agreement"] == 1.0  # estimated from the compared pairs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from driftline.serving.router.compare import UNCOMPARABLE, compare_bodies
+from driftline.serving.router.compare import UNCOMPARABLE, CompareBudget, compare_bodies
 
 
 def _answer(labels: list[int], scores: list[list[float]]) -> bytes:
@@ -95,3 +95,15 @@ def test_flat_and_nested_data_compare_alike() -> None:
 )
 def test_unmatched_answers_are_uncomparable(shadow: bytes) -> None:
     assert compare_bodies(_answer([1], [[0.25, 0.75]]), shadow) == UNCOMPARABLE
+
+
+def test_the_compare_budget_allows_per_s_comparisons_per_second() -> None:
+    budget = CompareBudget(3)
+    assert [budget.take(10.0 + i / 10) for i in range(5)] == [True, True, True, False, False]
+    assert budget.take(11.0)  # a new second: a new budget
+    assert [budget.take(11.5) for _ in range(3)] == [True, True, False]
+
+
+def test_the_compare_budget_needs_at_least_one_per_second() -> None:
+    with pytest.raises(ValueError, match="per_s"):
+        CompareBudget(0)

@@ -20,7 +20,7 @@ def test_metrics_live_on_the_given_registry_and_show_the_table(registry: Collect
         }
     )
     metrics.show_table(table)
-    metrics.request_children["canary", "ok"].inc()
+    metrics.count_request("canary", "ok", 0.002)
     metrics.pair_children["stable"].class_agreements.inc(3)
     families = {
         f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
@@ -42,7 +42,7 @@ def test_metrics_live_on_the_given_registry_and_show_the_table(registry: Collect
 
 def test_two_routers_do_not_share_metrics() -> None:
     first, second = CollectorRegistry(), CollectorRegistry()
-    RouterMetrics(first).request_children["stable", "ok"].inc()
+    RouterMetrics(first).count_request("stable", "ok", 0.002)
     RouterMetrics(second)
     assert b'variant="stable"} 1.0' in generate_latest(first)
     assert b'variant="stable"} 1.0' not in generate_latest(second)

@@ -62,8 +62,10 @@ def test_shadow_window_agreement_and_mad() -> None:
     window.record(1.2, Comparison(True, class_n=4, class_agree=3, score_n=8, score_abs_sum=0.8))
     window.record(1.3, Comparison(False))
     window.failed(1.4, timeout=True)
+    window.skipped(1.5)
     summary = window.summary(2.0, 30)
     assert (summary.mirrored, summary.dropped, summary.compared) == (3, 1, 1)
+    assert summary.skipped == 1
     assert (summary.uncomparable, summary.shadow_timeouts, summary.shadow_errors) == (1, 1, 0)
     assert summary.class_agreement == pytest.approx(0.75)
     assert summary.score_mean_abs_diff == pytest.approx(0.1)

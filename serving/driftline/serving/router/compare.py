@@ -104,3 +104,33 @@ def compare_bodies(primary: bytes, shadow: bytes) -> Comparison:
     if not np.isfinite(score_abs_sum):
         return UNCOMPARABLE
     return Comparison(True, class_n, class_agree, score_n, score_abs_sum)
+
+
+class CompareBudget:
+    """At most ``per_s`` comparisons per one-second epoch (pure: time is passed in).
+
+    Why a budget: parsing both JSON answers costs more than forwarding the request; at 100 %
+    mirroring under load that would double the router's CPU per request. Agreement is a rate, so
+    a bounded sample per second estimates it (the number of compared pairs is reported with it).
+    """
+
+    __slots__ = ("_epoch", "_left", "per_s")
+
+    def __init__(self, per_s: int) -> None:
+        """Allow ``per_s`` (>= 1) comparisons per second."""
+        if per_s < 1:
+            raise ValueError("per_s must be at least 1")
+        self.per_s = per_s
+        self._epoch = -1
+        self._left = 0
+
+    def take(self, now: float) -> bool:
+        """True (and one less left this second) when a comparison may run at ``now``."""
+        epoch = int(now)
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._left = self.per_s
+        if self._left <= 0:
+            return False
+        self._left -= 1
+        return True

@@ -100,7 +100,7 @@ async def serve(settings: RouterSettings, stop: asyncio.Event) -> None:
             await kube.aclose()
         raise StartupError(f"{where}: {exc}") from None
     router = Router(table, settings.proxy_config(), metrics, registry)
-    public = HttpServer(router.handle, max_body_bytes=settings.max_body_bytes)
+    public = HttpServer(router.handle, start=router.start, max_body_bytes=settings.max_body_bytes)
     await public.start(settings.host, settings.port)
     admin: HttpServer | None = None
     if settings.admin_port is not None:

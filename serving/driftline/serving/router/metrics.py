@@ -13,8 +13,8 @@ Names (all ``driftline_router_*``; labels in braces)::
     upstream_retries_total{variant}          retries on another endpoint after a connect failure
     upstream_ejections_total{variant,endpoint}
     healthy_endpoints{variant}               endpoints not ejected (at the last scrape)
-    shadow_requests_total{primary,shadow,outcome}   outcome: compared | uncomparable | error |
-                                             timeout | dropped
+    shadow_requests_total{primary,shadow,outcome}   outcome: compared | skipped |
+                                             uncomparable | error | timeout | dropped
     shadow_class_elements_total{primary,shadow}     class elements compared
     shadow_class_agreements_total{primary,shadow}   ... of which equal
     shadow_score_elements_total{primary,shadow}     score elements compared
@@ -30,17 +30,26 @@ Names (all ``driftline_router_*``; labels in braces)::
     mirror_percent
     feedback_total{variant,outcome}          outcome: forwarded | failed | no_monitor
 
+The request and shadow counters and the latency histogram are loop-local (plain ints and a
+:class:`~driftline.serving.metrics.LoopHistogram`, updated from the event loop's thread only)
+and exported by a collector on scrape: a ``prometheus_client`` child takes a lock per update,
+measurable on the forwarding path.
+
 Agreement over an interval is ``rate(agreements) / rate(elements)`` in PromQL; the ratio gauges
 are for dashboards that want one number.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from driftline.serving.metrics import LoopHistogram
 from driftline.serving.router.table import VARIANTS, RouteTable
 
 LATENCY_BUCKETS_S: Final = (
@@ -68,7 +77,44 @@ PRIMARIES: Final = ("stable", "canary")
 """Variants whose answers a shadow's answers are compared with."""
 
 OUTCOMES: Final = ("ok", "client_error", "server_error", "unavailable", "timeout")
-SHADOW_OUTCOMES: Final = ("compared", "uncomparable", "error", "timeout", "dropped")
+SHADOW_OUTCOMES: Final = ("compared", "skipped", "uncomparable", "error", "timeout", "dropped")
+"""``skipped``: answered by the shadow, not compared (over the comparison budget per second)."""
+
+
+class _LoopCollector(Collector):
+    """Exposes the loop-local request and shadow counters and latency histograms on scrape."""
+
+    def __init__(self, metrics: RouterMetrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._m
+        requests = CounterMetricFamily(
+            "driftline_router_requests",
+            "Requests answered, by the variant that answered and the outcome.",
+            labels=("variant", "outcome"),
+        )
+        for (variant, outcome), count in m.outcomes.items():
+            requests.add_metric([variant, outcome], count)
+        yield requests
+        duration = HistogramMetricFamily(
+            "driftline_router_request_duration_seconds",
+            "Client-facing latency of requests forwarded to a variant.",
+            labels=("variant",),
+        )
+        for variant, histogram in m.latency.items():
+            duration.add_metric([variant], histogram.buckets(), histogram.sum)
+        yield duration
+        shadow = CounterMetricFamily(
+            "driftline_router_shadow_requests",
+            "Mirrored copies by outcome: compared, skipped (answered, not compared: agreement is "
+            "estimated from the compared pairs, at most the comparison budget per second), "
+            "uncomparable, error, timeout, dropped (shed: too many copies in flight).",
+            labels=("primary", "shadow", "outcome"),
+        )
+        for (primary, outcome), count in m.shadow_outcomes.items():
+            shadow.add_metric([primary, "shadow", outcome], count)
+        yield shadow
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,19 +134,17 @@ class RouterMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         prefix = "driftline_router_"
-        self.requests = Counter(
-            prefix + "requests",
-            "Requests answered, by the variant that answered and the outcome.",
-            ["variant", "outcome"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            prefix + "request_duration_seconds",
-            "Client-facing latency of requests forwarded to a variant.",
-            ["variant"],
-            buckets=LATENCY_BUCKETS_S,
-            registry=registry,
-        )
+        self.outcomes: dict[tuple[str, str], int] = {(v, o): 0 for v in VARIANTS for o in OUTCOMES}
+        """Requests answered by (variant, outcome) (loop-local; exported on scrape)."""
+        self.latency: dict[str, LoopHistogram] = {
+            v: LoopHistogram(LATENCY_BUCKETS_S) for v in VARIANTS
+        }
+        """Client-facing latency per variant, seconds (loop-local; exported on scrape)."""
+        self.shadow_outcomes: dict[tuple[str, str], int] = {
+            (p, o): 0 for p in PRIMARIES for o in SHADOW_OUTCOMES
+        }
+        """Mirrored copies by (primary, outcome) (loop-local; exported on scrape)."""
+        registry.register(_LoopCollector(self))
         self.fallbacks = Counter(
             prefix + "fallbacks",
             "Requests picked for a variant with no healthy endpoint and sent to stable.",
@@ -123,12 +167,6 @@ class RouterMetrics:
             prefix + "healthy_endpoints",
             "Endpoints of a variant that are not ejected.",
             ["variant"],
-            registry=registry,
-        )
-        self.shadow_requests = Counter(
-            prefix + "shadow_requests",
-            "Mirrored copies by outcome.",
-            ["primary", "shadow", "outcome"],
             registry=registry,
         )
         self.shadow_class_elements = Counter(
@@ -207,18 +245,9 @@ class RouterMetrics:
             registry=registry,
         )
         # Children resolved once: a labels() lookup per request is measurable on the hot path.
-        self.request_children = {
-            (v, o): self.requests.labels(v, o) for v in VARIANTS for o in OUTCOMES
-        }
-        self.duration_children = {v: self.duration.labels(v) for v in VARIANTS}
         for variant in VARIANTS:
             self.fallbacks.labels(variant)
             self.retries.labels(variant)
-        self.shadow_children = {
-            (p, o): self.shadow_requests.labels(p, "shadow", o)
-            for p in PRIMARIES
-            for o in SHADOW_OUTCOMES
-        }
         self.pair_children = {
             p: PairMetrics(
                 self.shadow_class_elements.labels(p, "shadow"),
@@ -230,6 +259,11 @@ class RouterMetrics:
             )
             for p in PRIMARIES
         }
+
+    def count_request(self, variant: str, outcome: str, latency_s: float) -> None:
+        """Count one answered request and observe its client-facing latency (loop thread)."""
+        self.outcomes[variant, outcome] += 1
+        self.latency[variant].observe(latency_s)
 
     def show_table(self, table: RouteTable) -> None:
         """Export the live table: its version, weights and mirror percent."""

@@ -44,8 +44,8 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from driftline.serving import headers as hdr
-from driftline.serving.http import JSON, Request, Response, json_error
-from driftline.serving.router.compare import Comparison, compare_bodies
+from driftline.serving.http import JSON, Request, Respond, Response, json_error
+from driftline.serving.router.compare import CompareBudget, Comparison, compare_bodies
 from driftline.serving.router.health import HealthPolicy
 from driftline.serving.router.metrics import RouterMetrics
 from driftline.serving.router.stats import (
@@ -101,7 +101,10 @@ class ProxyConfig:
         upstream_timeout_s: how long a forwarded request may take once sent.
         connect_timeout_s: how long a connect may take before it counts as failed.
         shadow_timeout_s: how long a mirrored copy may take.
-        shadow_max_inflight: mirrored copies in flight at once; more are dropped (counted).
+        shadow_max_inflight: mirrored copies in flight at once; more are dropped (shed,
+            counted): a shadow that cannot keep up never slows the client.
+        shadow_compare_per_s: answer pairs compared per second and primary at most; the
+            others are counted as skipped (agreement is estimated from the compared pairs).
         max_idle_per_endpoint: idle keep-alive connections kept per upstream endpoint.
         health: passive health policy (ejection).
         stats_window_s: the default window of ``GET /stats``.
@@ -113,6 +116,7 @@ class ProxyConfig:
     connect_timeout_s: float = 1.0
     shadow_timeout_s: float = 2.0
     shadow_max_inflight: int = 64
+    shadow_compare_per_s: int = 100
     max_idle_per_endpoint: int = 128
     health: HealthPolicy = field(default_factory=HealthPolicy)
     stats_window_s: int = 60
@@ -149,16 +153,28 @@ def _rewrite(path: str, model_name: str | None) -> str:
     return _MODELS_PREFIX + model_name + sep + tail
 
 
-def _head(request: Request, path: str, variant_header: bytes) -> bytes:
-    """Request line + forwarded headers + content-length, without Host and the blank line."""
+def _head(request: Request, path: str) -> bytes:
+    """Request line + forwarded headers: no Host, variant header, length or blank line.
+
+    The variant's header and the content length follow it; the pool adds Host.
+    """
     target = f"{path}?{request.query}" if request.query else path
-    parts = [f"{request.method} {target} HTTP/1.1\r\n".encode("latin-1")]
-    for name, value in request.headers.items():
-        if name not in _FORWARDED_REQUEST_SKIP:
-            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
-    parts.append(variant_header)
-    parts.append(b"content-length: %d\r\n" % len(request.body))
-    return b"".join(parts)
+    skip = _FORWARDED_REQUEST_SKIP
+    return "".join(
+        [
+            f"{request.method} {target} HTTP/1.1\r\n",
+            *[
+                f"{name}: {value}\r\n"
+                for name, value in request.headers.items()
+                if name not in skip
+            ],
+        ]
+    ).encode("latin-1")
+
+
+def _full_head(request: Request, path: str, variant_header: bytes) -> bytes:
+    """:func:`_head` plus the variant's header and the content length."""
+    return _head(request, path) + variant_header + b"content-length: %d\r\n" % len(request.body)
 
 
 def _wants_shadow_copy(request: Request) -> bool:
@@ -209,7 +225,9 @@ class Router:
             v: [0.0, 0.0, 0.0, 0.0] for v in ("stable", "canary")
         }
         """Per primary: class elements, agreements, score elements, abs diff sum (since start)."""
-        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._compare_budgets = {
+            v: CompareBudget(config.shadow_compare_per_s) for v in ("stable", "canary")
+        }
         self._shadow_inflight = 0
         self._started = clock()
         self._live = self._build(table)
@@ -326,7 +344,31 @@ class Router:
             return Response(HTTPStatus.OK, generate_latest(self._registry), CONTENT_TYPE_LATEST)
         return json_error(HTTPStatus.NOT_FOUND, f"no route for {request.method} {request.path}")
 
+    def start(self, request: Request, respond: Respond) -> bool:
+        """The public port's callback path: take a forwardable request, answer it via ``respond``.
+
+        Health, feedback, stats, metrics and ``HEAD`` are declined (False) and go to
+        :meth:`handle`. A taken request costs no task, future or coroutine: the upstream pool
+        calls back when the answer is in (see :mod:`driftline.serving.http`).
+        """
+        path = request.path
+        if (
+            not (path.startswith("/v2/") or path == "/v2")
+            or path.startswith("/v2/health/")
+            or request.method == "HEAD"
+        ):
+            return False
+        self._begin(request, respond)
+        return True
+
     async def _forward(self, request: Request) -> Response:
+        """:meth:`_begin` for coroutines (the async handler's path)."""
+        answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._begin(request, answer.set_result)
+        return await answer
+
+    def _begin(self, request: Request, respond: Respond) -> None:
+        """Pick the variant, start the upstream request (and the shadow copy); never raises."""
         live = self._live
         table = live.table
         rng = self._rng
@@ -342,9 +384,10 @@ class Router:
             name = "stable"
             chosen = live.variants[name]
         path = request.path
-        head = _head(request, _rewrite(path, chosen.spec.model_name), chosen.upstream_header)
-
-        primary: asyncio.Future[bytes | None] | None = None
+        rewritten = _rewrite(path, chosen.spec.model_name)
+        base = _head(request, rewritten)
+        length = b"content-length: %d\r\n" % len(request.body)
+        copy: _ShadowCopy | None = None
         shadow = live.variants.get("shadow")
         if (
             shadow is not None
@@ -352,138 +395,123 @@ class Router:
             and path.endswith("/infer")
             and mirrored(table, rng.random())
         ):
-            primary = self._mirror(shadow, request, name, now)
-
-        started = time.perf_counter()
-        response: UpstreamResponse | None = None
-        try:
-            response = await self._send(chosen, head, request.body, now)
-        except UpstreamTimeout:
-            outcome, answer = (
-                "timeout",
-                json_error(HTTPStatus.GATEWAY_TIMEOUT, f"variant {name} did not answer in time"),
+            shadow_path = _rewrite(path, shadow.spec.model_name)
+            shadow_base = base if shadow_path == rewritten else _head(request, shadow_path)
+            copy = self._mirror(
+                shadow, shadow_base + shadow.upstream_header + length, request, name, now
             )
-        except ConnectFailed as exc:
-            outcome, answer = "unavailable", json_error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
-        except UpstreamError as exc:
-            outcome, answer = "server_error", json_error(HTTPStatus.BAD_GATEWAY, str(exc))
-        else:
-            status = response.status
+        flight = _Flight(
+            self,
+            chosen,
+            name,
+            base + chosen.upstream_header + length,
+            request.body,
+            respond,
+            copy,
+            now,
+        )
+        pool = chosen.upstreams.choose(now)
+        if pool is None:
+            flight(ConnectFailed(f"no healthy endpoint for variant {name}"))
+            return
+        flight.pool = pool
+        pool.send(flight.head, flight.body, self.config.upstream_timeout_s, flight)
+
+    def _finish(self, flight: _Flight, result: UpstreamResponse | UpstreamError) -> None:
+        """Map the upstream outcome to the client's answer; count it; answer; feed the copy."""
+        chosen = flight.variant
+        name = flight.name
+        copy = flight.copy
+        extra = chosen.answer_headers if copy is None else chosen.mirrored_headers
+        if isinstance(result, UpstreamResponse):
+            status = result.status
             outcome = _outcome(status)
             if status in _KNOWN_STATUSES:
-                answer = Response(
-                    status,
-                    response.body,
-                    response.content_type,
-                    response.headers
-                    + (chosen.answer_headers if primary is None else chosen.mirrored_headers),
-                )
+                answer = Response(status, result.body, result.content_type, result.headers + extra)
             else:
                 outcome = "server_error"
                 answer = json_error(
                     HTTPStatus.BAD_GATEWAY, f"variant {name} answered unknown status {status}"
                 )
-        finally:
-            if primary is not None and not primary.done():  # done: the shadow was cancelled
-                ok = response is not None and 200 <= response.status < 300
-                primary.set_result(response.body if ok and response is not None else None)
-        elapsed = time.perf_counter() - started
-        self.metrics.request_children[name, outcome].inc()
-        self.metrics.duration_children[name].observe(elapsed)
+                answer.headers = extra
+            if copy is not None:
+                copy.primary_answered(result.body if 200 <= status < 300 else None)
+        else:
+            if isinstance(result, UpstreamTimeout):
+                outcome = "timeout"
+                answer = json_error(
+                    HTTPStatus.GATEWAY_TIMEOUT, f"variant {name} did not answer in time"
+                )
+            elif isinstance(result, ConnectFailed):
+                outcome = "unavailable"
+                answer = json_error(HTTPStatus.SERVICE_UNAVAILABLE, str(result))
+            else:
+                outcome = "server_error"
+                answer = json_error(HTTPStatus.BAD_GATEWAY, str(result))
+            answer.headers = extra
+            if copy is not None:
+                copy.primary_answered(None)
+        elapsed = time.perf_counter() - flight.started
+        self.metrics.count_request(name, outcome, elapsed)
         self._windows[name].record(
-            now,
+            flight.now,
             elapsed,
             error=outcome not in ("ok", "client_error"),
             client_error=outcome == "client_error",
         )
-        if response is None:
-            extra = chosen.answer_headers if primary is None else chosen.mirrored_headers
-            answer = Response(answer.status, answer.body, answer.content_type, extra)
-        return answer
-
-    async def _send(
-        self, variant: _LiveVariant, head: bytes, body: bytes, now: float
-    ) -> UpstreamResponse:
-        """Send on one endpoint; on a connect failure, once more on another of the same variant."""
-        upstreams = variant.upstreams
-        pool = upstreams.choose(now)
-        if pool is None:
-            raise ConnectFailed(f"no healthy endpoint for variant {variant.name}")
-        try:
-            return await pool.request(head, body, self.config.upstream_timeout_s)
-        except ConnectFailed:
-            other = upstreams.choose(self._clock(), exclude=pool)
-            if other is None:
-                raise
-            self.metrics.retries.labels(variant.name).inc()
-            return await other.request(head, body, self.config.upstream_timeout_s)
+        flight.respond(answer)
 
     # ------------------------------------------------------------------ shadow
     def _mirror(
-        self, shadow: _LiveVariant, request: Request, primary_name: LiveName, now: float
-    ) -> asyncio.Future[bytes | None] | None:
-        """Start a mirrored copy as a task; returns the future the primary's body goes into."""
-        window = self._shadow_windows[primary_name]
-        if self._shadow_inflight >= self.config.shadow_max_inflight:
-            window.dropped(now)
-            self.metrics.shadow_children[primary_name, "dropped"].inc()
-            return None
-        window.mirrored(now)
-        loop = asyncio.get_running_loop()
-        primary: asyncio.Future[bytes | None] = loop.create_future()
-        head = _head(
-            request, _rewrite(request.path, shadow.spec.model_name), shadow.upstream_header
-        )
-        self._shadow_inflight += 1
-        task = loop.create_task(self._shadow(shadow, head, request.body, primary, primary_name))
-        self._shadow_tasks.add(task)
-        task.add_done_callback(self._shadow_tasks.discard)
-        return primary
-
-    async def _shadow(
         self,
         shadow: _LiveVariant,
         head: bytes,
-        body: bytes,
-        primary: asyncio.Future[bytes | None],
+        request: Request,
         primary_name: LiveName,
-    ) -> None:
-        """Send the copy, wait for the primary's answer, compare; never raises."""
+        now: float,
+    ) -> _ShadowCopy | None:
+        """Send a mirrored copy (no task); None when shed (too many in flight, counted)."""
         window = self._shadow_windows[primary_name]
-        count = self.metrics.shadow_children
-        try:
-            pool = shadow.upstreams.choose(self._clock())
-            try:
-                if pool is None:
-                    raise ConnectFailed("no healthy endpoint for the shadow")
-                answer = await pool.request(head, body, self.config.shadow_timeout_s)
-            except UpstreamTimeout:
-                window.failed(self._clock(), timeout=True)
-                count[primary_name, "timeout"].inc()
-                return
-            except UpstreamError:
-                window.failed(self._clock(), timeout=False)
-                count[primary_name, "error"].inc()
-                return
-            if answer.status >= 300:
-                window.failed(self._clock(), timeout=False)
-                count[primary_name, "error"].inc()
-                return
-            primary_body = await primary
-            if primary_body is None:
-                return  # the primary failed: nothing to compare against (counted as its error)
-            comparison = compare_bodies(primary_body, answer.body)
-            window.record(self._clock(), comparison)
-            if not comparison.comparable:
-                count[primary_name, "uncomparable"].inc()
-                return
-            count[primary_name, "compared"].inc()
-            self._count_comparison(primary_name, comparison)
-        except Exception:  # the shadow must never disturb the router; log and count
-            log.exception("shadow task failed")
-            count[primary_name, "error"].inc()
-        finally:
-            self._shadow_inflight -= 1
+        if self._shadow_inflight >= self.config.shadow_max_inflight:
+            window.dropped(now)
+            self.metrics.shadow_outcomes[primary_name, "dropped"] += 1
+            return None
+        window.mirrored(now)
+        copy = _ShadowCopy(self, primary_name, self._compare_budgets[primary_name].take(now))
+        pool = shadow.upstreams.choose(now)
+        self._shadow_inflight += 1
+        if pool is None:
+            copy.shadow_answered(ConnectFailed("no healthy endpoint for the shadow"))
+        else:
+            pool.send(head, request.body, self.config.shadow_timeout_s, copy.shadow_answered)
+        return copy
+
+    def _shadow_done(
+        self, primary_name: LiveName, result: UpstreamResponse | UpstreamError
+    ) -> bool:
+        """Count a shadow answer's failure (the copy is over); True when the answer is usable."""
+        self._shadow_inflight -= 1
+        if isinstance(result, UpstreamResponse) and result.status < 300:
+            return True
+        window = self._shadow_windows[primary_name]
+        timeout = isinstance(result, UpstreamTimeout)
+        window.failed(self._clock(), timeout=timeout)
+        self.metrics.shadow_outcomes[primary_name, "timeout" if timeout else "error"] += 1
+        return False
+
+    def _compare(self, primary_name: LiveName, primary: bytes, shadow: bytes) -> None:
+        """Compare one sampled pair and count it."""
+        comparison = compare_bodies(primary, shadow)
+        self._shadow_windows[primary_name].record(self._clock(), comparison)
+        if not comparison.comparable:
+            self.metrics.shadow_outcomes[primary_name, "uncomparable"] += 1
+            return
+        self.metrics.shadow_outcomes[primary_name, "compared"] += 1
+        self._count_comparison(primary_name, comparison)
+
+    def _skipped(self, primary_name: LiveName) -> None:
+        self._shadow_windows[primary_name].skipped(self._clock())
+        self.metrics.shadow_outcomes[primary_name, "skipped"] += 1
 
     def _count_comparison(self, primary_name: LiveName, comparison: Comparison) -> None:
         pair = self.metrics.pair_children[primary_name]
@@ -531,7 +559,7 @@ class Router:
                 HTTPStatus.UNPROCESSABLE_ENTITY,
                 f"variant {variant.name} has no monitor in the route table",
             )
-        head = _head(request, self.config.feedback_path, variant.upstream_header)
+        head = _full_head(request, self.config.feedback_path, variant.upstream_header)
         # A mirrored request's labels also go to the shadow's monitor (concurrently), so the
         # shadow's performance is judged on the same requests; the client gets the primary's
         # answer, plus a header saying what became of the copy.
@@ -543,7 +571,7 @@ class Router:
                 self.metrics.feedback.labels("shadow", "no_monitor").inc()
                 shadow_outcome = "no_monitor"
             else:
-                shadow_head = _head(request, self.config.feedback_path, shadow.upstream_header)
+                shadow_head = _full_head(request, self.config.feedback_path, shadow.upstream_header)
                 shadow_copy = asyncio.get_running_loop().create_task(
                     self._forward_feedback(shadow, shadow.spec.monitor, shadow_head, request.body)
                 )
@@ -661,14 +689,119 @@ class Router:
         return self._common(request)
 
     async def close(self) -> None:
-        """Cancel shadow tasks and close every pool."""
-        for task in list(self._shadow_tasks):
-            task.cancel()
-        if self._shadow_tasks:
-            await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
+        """Close every pool, aborting requests still in flight (mirrored copies included)."""
         for pool in self._pools.values():
-            pool.close()
+            pool.close(abort_busy=True)
         self._pools.clear()
+
+
+class _Flight:
+    """One forwarded request between its start and its answer: the pool's callback.
+
+    Why an object and not a coroutine: a request then costs one small object instead of a task,
+    a future and a chain of coroutine frames (measured in ``bench/router/cpu.py``).
+    """
+
+    __slots__ = (
+        "body",
+        "copy",
+        "head",
+        "name",
+        "now",
+        "pool",
+        "respond",
+        "retried",
+        "router",
+        "started",
+        "variant",
+    )
+
+    def __init__(
+        self,
+        router: Router,
+        variant: _LiveVariant,
+        name: LiveName,
+        head: bytes,
+        body: bytes,
+        respond: Respond,
+        copy: _ShadowCopy | None,
+        now: float,
+    ) -> None:
+        self.router = router
+        self.variant = variant
+        self.name = name
+        self.head = head
+        self.body = body
+        self.respond = respond
+        self.copy = copy
+        self.now = now
+        self.pool: EndpointPool | None = None
+        self.retried = False
+        self.started = time.perf_counter()
+
+    def __call__(self, result: UpstreamResponse | UpstreamError) -> None:
+        """The upstream's outcome: retry once elsewhere when nothing was sent, else answer."""
+        router = self.router
+        if isinstance(result, ConnectFailed) and not self.retried and self.pool is not None:
+            other = self.variant.upstreams.choose(router._clock(), exclude=self.pool)
+            if other is not None:
+                self.retried = True
+                self.pool = other
+                router.metrics.retries.labels(self.variant.name).inc()
+                other.send(self.head, self.body, router.config.upstream_timeout_s, self)
+                return
+        router._finish(self, result)
+
+
+class _ShadowCopy:
+    """One mirrored copy: meets the primary's answer and the shadow's, compares when sampled.
+
+    Whichever answer comes second triggers the comparison; the client's answer never waits
+    for this object (the primary's flight hands its body over after answering is decided).
+    """
+
+    __slots__ = ("_primary", "_shadow", "primary_name", "router", "sampled")
+
+    def __init__(self, router: Router, primary_name: LiveName, sampled: bool) -> None:
+        self.router = router
+        self.primary_name = primary_name
+        self.sampled = sampled
+        self._primary: bytes | bool | None = False
+        """False until the primary answered; then its body, or None when it failed."""
+        self._shadow: bytes | bool | None = False
+        """False until the shadow answered; then its body, or None when it failed."""
+
+    def primary_answered(self, body: bytes | None) -> None:
+        """The primary's 2xx body, or None (failed: nothing to compare against)."""
+        self._primary = body if self.sampled else None
+        if self._shadow is not False:
+            self._meet()
+
+    def shadow_answered(self, result: UpstreamResponse | UpstreamError) -> None:
+        """The shadow pool's callback."""
+        usable = self.router._shadow_done(self.primary_name, result)
+        self._shadow = (
+            result.body
+            if usable and isinstance(result, UpstreamResponse) and self.sampled
+            else (b"" if usable else None)
+        )
+        if self._primary is not False:
+            self._meet()
+
+    def _meet(self) -> None:
+        shadow, primary = self._shadow, self._primary
+        if shadow is None:
+            return  # the shadow failed: counted already
+        if not self.sampled:
+            self.router._skipped(self.primary_name)
+            return
+        if isinstance(primary, bytes) and isinstance(shadow, bytes):
+            try:
+                self.router._compare(self.primary_name, primary, shadow)
+            except Exception:  # the shadow must never disturb the router; log and count
+                log.exception("shadow comparison failed")
+                self.router.metrics.shadow_outcomes[self.primary_name, "error"] += 1
+        # primary None: it failed; nothing to compare against (counted as its error)
 
 
 def _endpoints_as_urls(doc: dict[str, object]) -> dict[str, object]:

@@ -49,7 +49,10 @@ class RouterSettings(BaseSettings):
     shadow_timeout_s: float = Field(default=2.0, gt=0)
     """How long a mirrored copy may take (seconds); then it is counted as a shadow timeout."""
     shadow_max_inflight: int = Field(default=64, ge=1)
-    """Mirrored copies in flight at once; more are dropped and counted."""
+    """Mirrored copies in flight at once; more are dropped (shed) and counted."""
+    shadow_compare_per_s: int = Field(default=100, ge=1)
+    """Shadow/primary answer pairs compared per second at most (per primary); the rest are
+    counted as skipped: agreement is estimated from the compared pairs."""
     max_idle_per_endpoint: int = Field(default=128, ge=1)
     """Idle keep-alive connections kept per upstream endpoint."""
     ejection_s: float = Field(default=5.0, gt=0)
@@ -98,6 +101,7 @@ class RouterSettings(BaseSettings):
             connect_timeout_s=self.connect_timeout_s,
             shadow_timeout_s=self.shadow_timeout_s,
             shadow_max_inflight=self.shadow_max_inflight,
+            shadow_compare_per_s=self.shadow_compare_per_s,
             max_idle_per_endpoint=self.max_idle_per_endpoint,
             health=HealthPolicy(
                 base_ejection_s=self.ejection_s, max_ejection_s=self.max_ejection_s

@@ -161,6 +161,8 @@ class ShadowSummary:
         shadow_errors: copies the shadow failed (connect failure, 5xx or 4xx).
         shadow_timeouts: copies the shadow did not answer in time.
         dropped: copies not sent because too many were in flight.
+        skipped: copies the shadow answered that were not compared (over the comparison
+            budget per second); the agreement figures come from ``compared`` pairs only.
         class_n: class elements compared; class_agree: of those, equal.
         score_n: score elements compared; score_abs_sum: sum of absolute differences.
     """
@@ -175,6 +177,7 @@ class ShadowSummary:
     class_agree: int
     score_n: int
     score_abs_sum: float
+    skipped: int = 0
 
     @property
     def class_agreement(self) -> float | None:
@@ -198,9 +201,10 @@ _SHADOW_FIELDS: Final = (
     "class_agree",
     "score_n",
     "score_abs_sum",
+    "skipped",
 )
 _MIRRORED, _COMPARED, _UNCOMPARABLE, _ERRORS, _TIMEOUTS, _DROPPED = range(6)
-_CLASS_N, _CLASS_AGREE, _SCORE_N, _SCORE_SUM = range(6, 10)
+_CLASS_N, _CLASS_AGREE, _SCORE_N, _SCORE_SUM, _SKIPPED = range(6, 11)
 
 
 class ShadowWindow:
@@ -228,6 +232,10 @@ class ShadowWindow:
     def dropped(self, now: float) -> None:
         """Count one copy not sent because the in-flight bound was reached."""
         self._row(now)[_DROPPED] += 1
+
+    def skipped(self, now: float) -> None:
+        """Count one shadow answer not compared (over the comparison budget)."""
+        self._row(now)[_SKIPPED] += 1
 
     def failed(self, now: float, *, timeout: bool) -> None:
         """Count one copy the shadow failed or did not answer in time."""
@@ -266,6 +274,7 @@ class ShadowWindow:
             class_agree=c[_CLASS_AGREE],
             score_n=c[_SCORE_N],
             score_abs_sum=totals[_SCORE_SUM],
+            skipped=c[_SKIPPED],
         )
 
 
@@ -298,6 +307,7 @@ def shadow_summary_json(summary: ShadowSummary) -> dict[str, object]:
         "shadow_errors": summary.shadow_errors,
         "shadow_timeouts": summary.shadow_timeouts,
         "dropped": summary.dropped,
+        "skipped": summary.skipped,
         "class_n": summary.class_n,
         "class_agreement": _rate(summary.class_agreement),
         "score_n": summary.score_n,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,10 +80,6 @@ class UpstreamTimeout(UpstreamFailed):
     """The request was sent but the whole answer did not arrive within the timeout."""
 
 
-class _Stale(Exception):
-    """A reused connection was closed by the server before any byte of the answer arrived."""
-
-
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     """One upstream answer.
@@ -100,13 +97,25 @@ class UpstreamResponse:
     body: bytes
 
 
-class _Connection(asyncio.Protocol):
-    """One client connection: one request in flight at a time."""
+Ejected = Callable[["EndpointPool"], None]
+Done = Callable[["UpstreamResponse | UpstreamError"], None]
+"""Receives the outcome of :meth:`EndpointPool.send`: the answer, or the error (never raised)."""
 
-    def __init__(self) -> None:
+log = logging.getLogger(__name__)
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: one request in flight at a time, answered through a callback."""
+
+    def __init__(self, pool: EndpointPool) -> None:
+        self._pool = pool
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
-        self._waiter: asyncio.Future[UpstreamResponse] | None = None
+        self._done: Done | None = None
+        self._data = b""
+        self._timeout_s = 0.0
+        self._fresh = False
+        self._timer: asyncio.TimerHandle | None = None
         self._headers: list[tuple[str, str]] = []
         self._content_type = ""
         self._body: list[bytes] = []
@@ -125,14 +134,21 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            if self._got_bytes:
-                waiter.set_exception(UpstreamFailed("upstream closed the connection mid-answer"))
-            else:
-                waiter.set_exception(_Stale())
+        if self._done is None:
+            return
+        if self._got_bytes:
+            self._finish(UpstreamFailed("upstream closed the connection mid-answer"))
+        elif self._fresh:
+            self._finish(UpstreamFailed("upstream closed a new connection without answering"))
+        else:  # a reused connection the server had closed while idle: re-send once, fresh
+            done, data, timeout_s = self._done, self._data, self._timeout_s
+            self._clear()
+            self._pool.resend(self, data, timeout_s, done)
 
     def data_received(self, data: bytes) -> None:
+        if self._done is None:  # nothing asked: an unsolicited answer makes the connection unusable
+            self.close()
+            return
         self._got_bytes = True
         try:
             self._parser.feed_data(data)
@@ -151,55 +167,70 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        waiter = self._waiter
         self.keep_alive = self._parser.should_keep_alive()
-        response = UpstreamResponse(
-            self._parser.get_status_code(),
-            self._content_type,
-            tuple(self._headers),
-            b"".join(self._body),
+        body = self._body
+        self._finish(
+            UpstreamResponse(
+                self._parser.get_status_code(),
+                self._content_type,
+                tuple(self._headers),
+                body[0] if len(body) == 1 else b"".join(body),
+            )
         )
-        if waiter is not None and not waiter.done():
-            waiter.set_result(response)
 
     # use
-    def _fail(self, error: Exception) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
-        self.close()
-
-    def _on_timeout(self) -> None:
-        self._fail(UpstreamTimeout("upstream did not answer in time"))
-
-    async def send(self, data: bytes, timeout_s: float) -> UpstreamResponse:
-        """Write one whole request and wait for its whole answer."""
-        transport = self._transport
-        if transport is None or self.closed or transport.is_closing():
-            raise _Stale()
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
-        self._waiter = waiter
+    def start(self, data: bytes, timeout_s: float, done: Done, *, fresh: bool) -> None:
+        """Write one whole request; ``done`` gets its answer or error later (never now)."""
+        self._done = done
+        self._data = data
+        self._timeout_s = timeout_s
+        self._fresh = fresh
         self._headers = []
         self._content_type = ""
         self._body = []
         self._got_bytes = False
+        transport = self._transport
+        assert transport is not None  # start() is called on connected, open connections only
         transport.write(data)
-        timer = loop.call_later(timeout_s, self._on_timeout)
+        self._timer = self._pool.loop.call_later(timeout_s, self._on_timeout)
+
+    def _clear(self) -> None:
+        self._done = None
+        self._data = b""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _finish(self, result: UpstreamResponse | UpstreamError) -> None:
+        done = self._done
+        if done is None:
+            return
+        self._clear()
+        self._pool.release(self)
         try:
-            return await waiter
-        finally:
-            timer.cancel()
-            self._waiter = None
+            done(result)
+        except Exception:  # a callback must not break the connection's protocol callbacks
+            log.exception("upstream answer callback failed")
+
+    def _fail(self, error: UpstreamError) -> None:
+        self.close()
+        self._finish(error)
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self._fail(UpstreamTimeout("upstream did not answer in time"))
+
+    @property
+    def usable(self) -> bool:
+        """Open, and not closed by the server while it sat idle (as far as we know yet)."""
+        transport = self._transport
+        return not self.closed and transport is not None and not transport.is_closing()
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
         self.closed = True
         if self._transport is not None:
             self._transport.close()
-
-
-Ejected = Callable[["EndpointPool"], None]
 
 
 class EndpointPool:
@@ -223,18 +254,31 @@ class EndpointPool:
         self._policy = policy
         self._on_ejected = on_ejected
         self._idle: list[_Connection] = []
+        self._busy: set[_Connection] = set()
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
         self.host_header = f"host: {host}:{endpoint.port}\r\n".encode("latin-1")
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop (the pool is used from one loop's thread only)."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def available(self, now: float) -> bool:
         """Whether the endpoint is not ejected at monotonic time ``now``."""
         return available(self.health, now)
 
     async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         try:
             _, protocol = await asyncio.wait_for(
-                loop.create_connection(_Connection, self.endpoint.host, self.endpoint.port),
+                loop.create_connection(
+                    lambda: _Connection(self), self.endpoint.host, self.endpoint.port
+                ),
                 self._connect_timeout_s,
             )
         except (OSError, TimeoutError) as exc:
@@ -246,70 +290,111 @@ class EndpointPool:
         return protocol
 
     def _take_idle(self) -> _Connection | None:
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.closed:
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if conn.usable:
                 return conn
         return None
 
-    async def request(self, head: bytes, body: bytes, timeout_s: float) -> UpstreamResponse:
-        """Send one request and return the whole answer.
+    def frame(self, head: bytes, body: bytes) -> bytes:
+        """The whole request: ``head`` with this endpoint's ``Host`` after the request line."""
+        line_end = head.index(b"\r\n") + 2
+        return b"".join((head[:line_end], self.host_header, head[line_end:], b"\r\n", body))
+
+    def send(self, head: bytes, body: bytes, timeout_s: float, done: Done) -> None:
+        """Send one request; ``done`` receives the whole answer or the error, later (never now).
+
+        No task, future or coroutine when an idle connection is there (the common case); a
+        connect (no idle connection, or a stale one) runs in a task.
 
         Args:
             head: the request line and headers, each line ending in CRLF, *without* ``Host``
                 and without the blank line that ends the head (both are added here).
             body: the request body.
             timeout_s: how long to wait for the whole answer once sent.
+            done: gets an :class:`UpstreamResponse`, or :class:`ConnectFailed` (nothing was
+                sent: safe to retry elsewhere), :class:`UpstreamTimeout` (sent, no complete
+                answer in time), :class:`UpstreamFailed` (sent, the connection broke or the
+                answer was not HTTP).
+        """
+        data = self.frame(head, body)
+        self.inflight += 1
+        conn = self._take_idle()
+        if conn is None:
+            self._spawn(data, timeout_s, done)
+        else:
+            self._busy.add(conn)
+            conn.start(data, timeout_s, done, fresh=False)
+
+    def _spawn(self, data: bytes, timeout_s: float, done: Done) -> None:
+        task = self.loop.create_task(self._connect_and_start(data, timeout_s, done))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect_and_start(self, data: bytes, timeout_s: float, done: Done) -> None:
+        try:
+            conn = await self._connect()
+        except ConnectFailed as exc:
+            self.inflight -= 1
+            done(exc)
+            return
+        self._busy.add(conn)
+        conn.start(data, timeout_s, done, fresh=True)
+
+    def resend(self, conn: _Connection, data: bytes, timeout_s: float, done: Done) -> None:
+        """Re-send on a fresh connection what a stale reused ``conn`` could not carry."""
+        self._busy.discard(conn)
+        self._spawn(data, timeout_s, done)
+
+    def release(self, conn: _Connection) -> None:
+        """Take back a connection whose request is over: keep it idle or close it."""
+        self.inflight -= 1
+        self._busy.discard(conn)
+        if (
+            conn.keep_alive
+            and not conn.closed
+            and not self.retired
+            and len(self._idle) < self._max_idle
+        ):
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    async def request(self, head: bytes, body: bytes, timeout_s: float) -> UpstreamResponse:
+        """Send one request and return the whole answer (:meth:`send` for coroutines).
 
         Raises:
             ConnectFailed: nothing was sent (safe to retry elsewhere).
             UpstreamTimeout: sent, no complete answer in time.
             UpstreamFailed: sent, the connection broke or the answer was not HTTP.
         """
-        line_end = head.index(b"\r\n") + 2
-        data = b"".join((head[:line_end], self.host_header, head[line_end:], b"\r\n", body))
-        self.inflight += 1
-        try:
-            conn = self._take_idle()
-            if conn is None:
-                conn = await self._connect()
-                response = await self._send_fresh(conn, data, timeout_s)
-            else:
-                try:
-                    response = await conn.send(data, timeout_s)
-                except _Stale:
-                    conn = await self._connect()
-                    response = await self._send_fresh(conn, data, timeout_s)
-        finally:
-            self.inflight -= 1
-        if (
-            conn.keep_alive
-            and not conn.closed
-            and not self.retired
-            and len(self._idle) < (self._max_idle)
-        ):
-            self._idle.append(conn)
-        else:
-            conn.close()
-        return response
+        answer: asyncio.Future[UpstreamResponse | UpstreamError] = self.loop.create_future()
 
-    @staticmethod
-    async def _send_fresh(conn: _Connection, data: bytes, timeout_s: float) -> UpstreamResponse:
-        try:
-            return await conn.send(data, timeout_s)
-        except _Stale:
-            conn.close()
-            raise UpstreamFailed("upstream closed a new connection without answering") from None
-        except UpstreamError:
-            conn.close()
-            raise
+        def done(result: UpstreamResponse | UpstreamError) -> None:
+            if not answer.done():
+                answer.set_result(result)
 
-    def close(self) -> None:
-        """Retire the pool: close idle connections; in-flight ones close when they finish."""
+        self.send(head, body, timeout_s, done)
+        result = await answer
+        if isinstance(result, UpstreamError):
+            raise result
+        return result
+
+    def close(self, *, abort_busy: bool = False) -> None:
+        """Retire the pool: close idle connections; in-flight ones close when they finish.
+
+        Args:
+            abort_busy: also close connections with a request in flight now (their callers
+                get :class:`UpstreamFailed`); for shutting down.
+        """
         self.retired = True
         for conn in self._idle:
             conn.close()
         self._idle.clear()
+        if abort_busy:
+            for conn in list(self._busy):
+                conn.close()
 
 
 class VariantUpstreams:

@@ -11,7 +11,13 @@ the report lists the functions holding the most samples (self and total), so a c
 traced to the stage it cut: client parse, pick, upstream write, upstream read, headers, stats,
 client write; for mirroring the copy, the shadow send and read, the comparison.
 
-Usage: ``.venv/bin/python bench/router/cpu.py [--duration 8] [--concurrency 64] [--py-spy]``.
+With ``--baseline REV``, the same scenarios also run with a router from git revision ``REV``
+(its ``serving`` and ``operator`` trees exported to ``bench/.work``, put first on
+``PYTHONPATH``), alternating with the current code over ``--rounds`` rounds, against the same
+model servers: an A/B in one run, so background load hits both alike.
+
+Usage: ``.venv/bin/python bench/router/cpu.py [--duration 8] [--concurrency 64] [--py-spy]
+[--baseline 4b24654 --rounds 3]``.
 Writes ``bench/results/router-cpu.{json,md}`` (label: which box, which commit).
 """
 
@@ -73,6 +79,99 @@ def top_functions(raw: Path, limit: int) -> dict[str, list[tuple[str, float]]]:
     }
 
 
+def export(rev: str) -> Path:
+    """The ``serving`` and ``operator`` trees of git revision ``rev``, under ``bench/.work``."""
+    out = WORK / f"src-{rev}"
+    if not out.exists():
+        out.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "serving", "operator"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
+def measure(
+    args: argparse.Namespace,
+    name: str,
+    table: dict[str, object],
+    body: Path,
+    src: Path | None,
+    spy_this: bool,
+) -> dict[str, object]:
+    """Start a router (from ``src`` when given), load it with wrk, return its CPU per request."""
+    path = WORK / f"cpu-table-{name}.yaml"
+    path.write_text(yaml.safe_dump(table))
+    port = free_port()
+    log = WORK / f"cpu-router-{name}.log"
+    cmd = [PY, "-m", "driftline.operator", "route", "--table", str(path)]
+    env = None
+    if src is not None:
+        env = {**os.environ, "PYTHONPATH": f"{src / 'serving'}:{src / 'operator'}"}
+    proc = start(
+        [*cmd, "--port", str(port), "--log-level", "warning"], args.load_core, log, env=env
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(base + "/v2/health/ready", proc, log)
+        wrk(base + INFER, body, args.concurrency, args.warmup, args.load_core)
+        spy = None
+        raw = WORK / f"cpu-{name}.raw"
+        if args.py_spy and spy_this:
+            spy = subprocess.Popen(
+                [
+                    PY_SPY,
+                    "record",
+                    "--pid",
+                    str(proc.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "250",
+                    "--nonblocking",
+                    "--output",
+                    str(raw),
+                    "--duration",
+                    str(int(args.duration)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        user0, sys0 = cpu_times(proc.pid)
+        started = time.monotonic()
+        level = wrk(base + INFER, body, args.concurrency, args.duration, args.load_core)
+        user1, sys1 = cpu_times(proc.pid)
+        wall = time.monotonic() - started
+        done = level.requests_per_s * args.duration
+        entry: dict[str, object] = {
+            "requests_per_s": level.requests_per_s,
+            "p50_ms": level.p50_ms,
+            "p99_ms": level.p99_ms,
+            "non_2xx": level.non_2xx,
+            "user_us_per_request": round(1e6 * (user1 - user0) / done, 1) if done else None,
+            "system_us_per_request": round(1e6 * (sys1 - sys0) / done, 1) if done else None,
+            "cpu_us_per_request": round(1e6 * (user1 - user0 + sys1 - sys0) / done, 1)
+            if done
+            else None,
+            "router_cpu_share": round((user1 - user0 + sys1 - sys0) / wall, 3),
+        }
+        if spy is not None:
+            spy.wait(args.duration + 30)
+            if raw.exists():
+                entry["py_spy"] = top_functions(raw, args.top)
+        return entry
+    finally:
+        stop(proc)
+
+
+def median(entries: list[dict[str, object]], key: str) -> float:
+    """The median of one numeric field over rounds."""
+    values = sorted(float(e[key]) for e in entries if e.get(key) is not None)  # type: ignore[arg-type]
+    return values[len(values) // 2] if values else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=8.0)
@@ -85,6 +184,8 @@ def main() -> None:
     parser.add_argument("--label", default="", help="what this run is (box, commit)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--baseline", default="", help="git revision to compare with (A/B)")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     model = WORK / "artifacts" / "model-v2.onnx"
@@ -107,7 +208,7 @@ def main() -> None:
     )
     wanted = args.scenarios.split(",")
     procs = []
-    results: dict[str, dict[str, object]] = {}
+    results: dict[str, list[dict[str, object]]] = {}
     try:
         urls = {}
         for variant, version in (("stable", "1"), ("canary", "2"), ("shadow", "3")):
@@ -130,63 +231,15 @@ def main() -> None:
                 },
             },
         }
-        for name in wanted:
-            path = WORK / f"cpu-table-{name}.yaml"
-            path.write_text(yaml.safe_dump(tables[name]))
-            port = free_port()
-            log = WORK / f"cpu-router-{name}.log"
-            cmd = [PY, "-m", "driftline.operator", "route", "--table", str(path)]
-            proc = start([*cmd, "--port", str(port), "--log-level", "warning"], args.load_core, log)
-            procs.append(proc)
-            base = f"http://127.0.0.1:{port}"
-            wait_ready(base + "/v2/health/ready", proc, log)
-            wrk(base + INFER, body, args.concurrency, args.warmup, args.load_core)
-            spy = None
-            raw = WORK / f"cpu-{name}.raw"
-            if args.py_spy:
-                spy = subprocess.Popen(
-                    [
-                        PY_SPY,
-                        "record",
-                        "--pid",
-                        str(proc.pid),
-                        "--format",
-                        "raw",
-                        "--rate",
-                        "250",
-                        "--nonblocking",
-                        "--output",
-                        str(raw),
-                        "--duration",
-                        str(int(args.duration)),
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            user0, sys0 = cpu_times(proc.pid)
-            started = time.monotonic()
-            level = wrk(base + INFER, body, args.concurrency, args.duration, args.load_core)
-            user1, sys1 = cpu_times(proc.pid)
-            wall = time.monotonic() - started
-            done = level.requests_per_s * args.duration
-            entry: dict[str, object] = {
-                "requests_per_s": level.requests_per_s,
-                "p50_ms": level.p50_ms,
-                "p99_ms": level.p99_ms,
-                "non_2xx": level.non_2xx,
-                "user_us_per_request": round(1e6 * (user1 - user0) / done, 1) if done else None,
-                "system_us_per_request": round(1e6 * (sys1 - sys0) / done, 1) if done else None,
-                "cpu_us_per_request": round(1e6 * (user1 - user0 + sys1 - sys0) / done, 1)
-                if done
-                else None,
-                "router_cpu_share": round((user1 - user0 + sys1 - sys0) / wall, 3),
-            }
-            if spy is not None:
-                spy.wait(args.duration + 30)
-                if raw.exists():
-                    entry["py_spy"] = top_functions(raw, args.top)
-            results[name] = entry
-            stop(proc)
+        variants = [("current", None)]
+        if args.baseline:
+            variants.insert(0, ("baseline", export(args.baseline)))
+        for round_index in range(args.rounds):
+            for name in wanted:
+                for code, src in variants:
+                    key = f"{name} ({code})" if args.baseline else name
+                    entry = measure(args, name, tables[name], body, src, round_index == 0)
+                    results.setdefault(key, []).append(entry)
     finally:
         for proc in procs:
             stop(proc)
@@ -204,17 +257,21 @@ def main() -> None:
         f"{args.label} c={args.concurrency}, {args.duration:g} s per scenario, load average at "
         f"end {tuple(round(x, 2) for x in os.getloadavg())}.",
         "",
+        f"Median over {args.rounds} round(s) (rounds alternate the routers).",
+        "",
         "| scenario | req/s | p50 ms | p99 ms | router user us/req | system us/req | total |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, e in results.items():
+    for name, entries in results.items():
         lines.append(
-            f"| {name} | {e['requests_per_s']:.0f} | {e['p50_ms']:.2f} | {e['p99_ms']:.2f} | "
-            f"{e['user_us_per_request']} | {e['system_us_per_request']} | "
-            f"{e['cpu_us_per_request']} |"
+            f"| {name} | {median(entries, 'requests_per_s'):.0f} | "
+            f"{median(entries, 'p50_ms'):.2f} | {median(entries, 'p99_ms'):.2f} | "
+            f"{median(entries, 'user_us_per_request')} | "
+            f"{median(entries, 'system_us_per_request')} | "
+            f"{median(entries, 'cpu_us_per_request')} |"
         )
-    for name, e in results.items():
-        spy = e.get("py_spy")
+    for name, entries in results.items():
+        spy = entries[0].get("py_spy")
         if isinstance(spy, dict):
             lines += ["", f"## {name}: py-spy, share of samples (self / total)", ""]
             lines += [f"- self {share}% {fn}" for fn, share in spy["self"]]

@@ -7,7 +7,11 @@ benchmark: wrk from Debian with a Lua body, one thread, concurrency 1, 8, 64):
 - ``direct``: wrk -> ``driftline serve`` (stable).
 - ``split``: wrk -> ``driftline route`` -> stable 90 / canary 10 (two server processes).
 - ``mirror``: as ``split`` plus a shadow server receiving a copy of 100% of the requests; the
-  router compares every shadow answer with the primary's.
+  router compares a sample of the answer pairs (``SHADOW_COMPARE_PER_S`` per second).
+- ``mirror-apart``: the shadow server on the load core instead.
+- ``mirror-idle``: the shadow server on the servers' core at nice 19: it only gets spare CPU
+  (as a shadow with pods of its own would not take the live servers' CPU); copies it cannot
+  take are shed by the in-flight bound.
 
 Placement on the 2-core machine (``--server-core``, ``--load-core``): every model server is
 pinned to the server core; wrk and the router share the load core. So the model servers get the
@@ -66,10 +70,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(cmd: list[str], core: int, log: Path) -> subprocess.Popen[bytes]:
+def start(
+    cmd: list[str], core: int, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            ["taskset", "-c", str(core), *cmd], stdout=out, stderr=subprocess.STDOUT
+            ["taskset", "-c", str(core), *cmd], stdout=out, stderr=subprocess.STDOUT, env=env
         )
 
 
@@ -105,10 +111,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server(model: Path, version: str, variant: str, core: int, log: Path) -> tuple[str, object]:
+def server(
+    model: Path, version: str, variant: str, core: int, log: Path, nice: int = 0
+) -> tuple[str, object]:
     port = free_port()
     proc = start(
         [
+            *(["nice", "-n", str(nice)] if nice else []),
             PY,
             "-m",
             "driftline.operator",
@@ -188,20 +197,26 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "mirror-apart",
             "as mirror, with the shadow server on the load core instead of the servers' core",
         ),
+        Scenario(
+            "mirror-idle",
+            "as mirror, with the shadow server on the servers' core at nice 19: it gets only "
+            "spare CPU, and the copies it cannot take are shed by the in-flight bound",
+        ),
     ]
     routers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
     try:
         urls = {}
         named: dict[str, subprocess.Popen[bytes]] = {}
         placements = (
-            ("stable", "1", args.server_core),
-            ("canary", "2", args.server_core),
-            ("shadow", "3", args.server_core),
-            ("shadow-apart", "3", args.load_core),
+            ("stable", "1", args.server_core, 0),
+            ("canary", "2", args.server_core, 0),
+            ("shadow", "3", args.server_core, 0),
+            ("shadow-apart", "3", args.load_core, 0),
+            ("shadow-idle", "3", args.server_core, 19),
         )
-        for variant, version, core in placements:
+        for variant, version, core, nice in placements:
             role = variant.split("-")[0]
-            url, proc = server(model, version, role, core, WORK / f"{variant}.log")
+            url, proc = server(model, version, role, core, WORK / f"{variant}.log", nice)
             urls[variant] = url
             procs.append(proc)  # type: ignore[arg-type]
             named[variant] = proc  # type: ignore[assignment]
@@ -223,10 +238,19 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 "endpoints": [urls["shadow-apart"]],
             },
         }
+        idle_table = {
+            **mirror_table,
+            "shadow": {
+                "model_version": "3",
+                "mirror_percent": 100,
+                "endpoints": [urls["shadow-idle"]],
+            },
+        }
         for name, table in (
             ("split", split_table),
             ("mirror", mirror_table),
             ("mirror-apart", apart_table),
+            ("mirror-idle", idle_table),
         ):
             path = WORK / f"table-{name}.yaml"
             path.write_text(yaml.safe_dump(table))
@@ -257,6 +281,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "split": routers["split"][0] + INFER,
             "mirror": routers["mirror"][0] + INFER,
             "mirror-apart": routers["mirror-apart"][0] + INFER,
+            "mirror-idle": routers["mirror-idle"][0] + INFER,
         }
         for url in targets_url.values():
             check(url, body)
@@ -326,7 +351,7 @@ def targets(scenarios: list[Scenario]) -> dict[str, object]:
     if 1 in direct and 1 in split:
         added = split[1].p50_ms - direct[1].p50_ms
         out["added_p50_ms_c1"] = {"value": round(added, 3), "target": "<= 1.0", "met": added <= 1.0}
-    for name in ("mirror", "mirror-apart"):
+    for name in ("mirror", "mirror-apart", "mirror-idle"):
         other = by.get(name, {})
         rises = {
             c: round(other[c].p99_ms / split[c].p99_ms - 1.0, 3)
@@ -392,6 +417,7 @@ def markdown(report: dict[str, object]) -> str:
             shadow = {
                 "mirror": cpu.get("shadow", 0.0),
                 "mirror-apart": cpu.get("shadow-apart", 0.0),
+                "mirror-idle": cpu.get("shadow-idle", 0.0),
             }
             lines.append(
                 f"| {s['name']} | {lv['concurrency']} | {router:.0f} | {servers:.0f} | "
@@ -406,7 +432,8 @@ def markdown(report: dict[str, object]) -> str:
                 lines.append("")
                 lines.append(
                     f"{s['name']} ({pair['primary']} -> shadow): mirrored {pair['mirrored']}, "
-                    f"compared {pair['compared']}, dropped {pair['dropped']} (in-flight bound), "
+                    f"compared {pair['compared']}, skipped {pair.get('skipped', 0)} (over the "
+                    f"comparison budget), dropped {pair['dropped']} (in-flight bound), "
                     f"timeouts {pair['shadow_timeouts']}, errors {pair['shadow_errors']}, "
                     f"class agreement {pair['class_agreement']}."
                 )

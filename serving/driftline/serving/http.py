@@ -90,12 +90,15 @@ class Response:
         body: the body bytes.
         content_type: the ``Content-Type`` header value (omitted when empty).
         headers: extra ``(name, value)`` headers; never ``Content-Length`` or ``Connection``.
+        raw_headers: more headers, already rendered (``name: value`` CRLF lines, latin-1), written
+            after ``headers`` as they are: a proxy passes on what it received without decoding it.
     """
 
     status: int
     body: bytes = b""
     content_type: str = JSON
     headers: tuple[tuple[str, str], ...] = ()
+    raw_headers: bytes = b""
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -137,6 +140,8 @@ def render_head(response: Response, keep_alive: bool) -> bytes:
         parts.append(b"content-type: " + response.content_type.encode("latin-1") + b"\r\n")
     for name, value in response.headers:
         parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+    if response.raw_headers:
+        parts.append(response.raw_headers)
     parts.append(b"content-length: %d\r\n" % len(response.body))
     if not keep_alive:
         parts.append(b"connection: close\r\n")

@@ -14,13 +14,20 @@ How a request flows (public port)::
                                  of the same variant when the connect fails
                                  -> answer with the upstream status, headers and body unchanged,
                                  plus x-driftline-variant / -model-version / -route-version;
-                                 POST .../infer may also be mirrored to the shadow (a task: the
-                                 client never waits for it; its answer is compared, then dropped)
+                                 POST .../infer may also be mirrored to the shadow (sent after
+                                 the primary, under an in-flight bound, else shed; the client
+                                 never waits for it; a sample of the pairs is compared)
     POST {feedback_path}         forwarded to the monitor of the variant named by the
                                  x-driftline-variant header (the one the answer carried); when
                                  it also carries x-driftline-mirrored: shadow (a mirrored
                                  request's answer carried it), a copy goes to the shadow's monitor
     GET /stats, GET /metrics     the JSON stats for the rollout analysis; Prometheus
+
+Why callbacks and not a coroutine per request: the public port serves forwarded requests through
+the HTTP core's callback path (:meth:`Router.start`); each is one :class:`_Flight` object the
+upstream pool calls back, and each mirrored copy one :class:`_ShadowCopy`. Measured with
+``bench/router/cpu.py``: the task, future, timer and coroutine frames per request were a fifth
+of the router's user CPU.
 
 Why one immutable :class:`_Live` snapshot per table: a request reads ``self._live`` once and uses
 that table and those pools to the end, so a reload swaps one reference and never drops or mixes a
@@ -132,6 +139,10 @@ class _LiveVariant:
     answer_headers: tuple[tuple[str, str], ...]
     mirrored_headers: tuple[tuple[str, str], ...]
     """``answer_headers`` plus the mirrored header: for answers whose request was mirrored."""
+    answer_raw: bytes
+    """``answer_headers`` rendered once (``name: value`` CRLF lines)."""
+    mirrored_raw: bytes
+    """``mirrored_headers`` rendered once."""
     upstream_header: bytes
 
 
@@ -143,6 +154,11 @@ class _Live:
     digest: str
     variants: dict[VariantName, _LiveVariant]
     loaded_at: float
+
+
+def _render(headers: tuple[tuple[str, str], ...]) -> bytes:
+    """Headers as ``name: value`` CRLF lines (latin-1)."""
+    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")
 
 
 def _rewrite(path: str, model_name: str | None) -> str:
@@ -278,7 +294,14 @@ class Router:
             upstream_header = f"{hdr.VARIANT}: {name}\r\n".encode("latin-1")
             mirrored = (*answer, (hdr.MIRRORED, "shadow"))
             variants[name] = _LiveVariant(
-                name, spec, VariantUpstreams(pools), answer, mirrored, upstream_header
+                name,
+                spec,
+                VariantUpstreams(pools),
+                answer,
+                mirrored,
+                _render(answer),
+                _render(mirrored),
+                upstream_header,
             )
         for endpoint in list(self._pools):
             if endpoint not in wanted:
@@ -387,7 +410,20 @@ class Router:
         rewritten = _rewrite(path, chosen.spec.model_name)
         base = _head(request, rewritten)
         length = b"content-length: %d\r\n" % len(request.body)
-        copy: _ShadowCopy | None = None
+        flight = _Flight(
+            self,
+            chosen,
+            name,
+            base + chosen.upstream_header + length,
+            request.body,
+            respond,
+            None,
+            now,
+        )
+        pool = chosen.upstreams.choose(now)
+        if pool is not None:  # the primary goes first: the copy's write is off its path
+            flight.pool = pool
+            pool.send(flight.head, flight.body, self.config.upstream_timeout_s, flight)
         shadow = live.variants.get("shadow")
         if (
             shadow is not None
@@ -397,25 +433,11 @@ class Router:
         ):
             shadow_path = _rewrite(path, shadow.spec.model_name)
             shadow_base = base if shadow_path == rewritten else _head(request, shadow_path)
-            copy = self._mirror(
+            flight.copy = self._mirror(
                 shadow, shadow_base + shadow.upstream_header + length, request, name, now
             )
-        flight = _Flight(
-            self,
-            chosen,
-            name,
-            base + chosen.upstream_header + length,
-            request.body,
-            respond,
-            copy,
-            now,
-        )
-        pool = chosen.upstreams.choose(now)
         if pool is None:
             flight(ConnectFailed(f"no healthy endpoint for variant {name}"))
-            return
-        flight.pool = pool
-        pool.send(flight.head, flight.body, self.config.upstream_timeout_s, flight)
 
     def _finish(self, flight: _Flight, result: UpstreamResponse | UpstreamError) -> None:
         """Map the upstream outcome to the client's answer; count it; answer; feed the copy."""
@@ -423,11 +445,14 @@ class Router:
         name = flight.name
         copy = flight.copy
         extra = chosen.answer_headers if copy is None else chosen.mirrored_headers
+        extra_raw = chosen.answer_raw if copy is None else chosen.mirrored_raw
         if isinstance(result, UpstreamResponse):
             status = result.status
             outcome = _outcome(status)
             if status in _KNOWN_STATUSES:
-                answer = Response(status, result.body, result.content_type, result.headers + extra)
+                answer = Response(
+                    status, result.body, result.content_type, (), result.raw_headers + extra_raw
+                )
             else:
                 outcome = "server_error"
                 answer = json_error(

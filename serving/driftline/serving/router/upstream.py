@@ -62,6 +62,7 @@ HOP_BY_HOP: Final = frozenset(
     ]
 )
 """Headers that describe one connection, never forwarded in either direction (RFC 9110 7.6.1)."""
+_HOP_BY_HOP_BYTES: Final = frozenset(name.encode("latin-1") for name in HOP_BY_HOP)
 
 
 class UpstreamError(Exception):
@@ -87,15 +88,26 @@ class UpstreamResponse:
     Attributes:
         status: the HTTP status code.
         content_type: the ``Content-Type`` value ("" when absent).
-        headers: the other end-to-end headers, names lower-cased, in arrival order.
+        raw_headers: the other end-to-end headers as received (``name: value`` CRLF lines,
+            hop-by-hop ones and ``Content-Type`` left out): passed on without decoding.
         body: the whole body.
     """
 
     status: int
     content_type: str
-    headers: tuple[tuple[str, str], ...]
+    raw_headers: bytes
     body: bytes
 
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """The end-to-end headers decoded: names lower-cased, in arrival order."""
+        lines = self.raw_headers.decode("latin-1").split("\r\n")
+        pairs = (line.partition(":") for line in lines if line)
+        return tuple((name.strip().lower(), value.strip()) for name, _, value in pairs)
+
+
+SWEEP_S: Final = 0.02
+"""How often in-flight requests' deadlines are checked: timeouts fire up to this much late."""
 
 Ejected = Callable[["EndpointPool"], None]
 Done = Callable[["UpstreamResponse | UpstreamError"], None]
@@ -115,8 +127,9 @@ class _Connection(asyncio.Protocol):
         self._data = b""
         self._timeout_s = 0.0
         self._fresh = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._headers: list[tuple[str, str]] = []
+        self.deadline = 0.0
+        """Loop time by which the answer must be complete (checked by the pool's sweep)."""
+        self._headers: list[bytes] = []
         self._content_type = ""
         self._body: list[bytes] = []
         self._got_bytes = False
@@ -157,11 +170,11 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
-        if key == "content-type":
+        key = name.lower()
+        if key == b"content-type":
             self._content_type = value.decode("latin-1")
-        elif key not in HOP_BY_HOP:
-            self._headers.append((key, value.decode("latin-1")))
+        elif key not in _HOP_BY_HOP_BYTES:
+            self._headers.append(b"%s: %s\r\n" % (name, value))
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -173,7 +186,7 @@ class _Connection(asyncio.Protocol):
             UpstreamResponse(
                 self._parser.get_status_code(),
                 self._content_type,
-                tuple(self._headers),
+                b"".join(self._headers),
                 body[0] if len(body) == 1 else b"".join(body),
             )
         )
@@ -191,15 +204,14 @@ class _Connection(asyncio.Protocol):
         self._got_bytes = False
         transport = self._transport
         assert transport is not None  # start() is called on connected, open connections only
+        pool = self._pool
+        self.deadline = pool.loop.time() + timeout_s
+        pool.busy(self)
         transport.write(data)
-        self._timer = self._pool.loop.call_later(timeout_s, self._on_timeout)
 
     def _clear(self) -> None:
         self._done = None
         self._data = b""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     def _finish(self, result: UpstreamResponse | UpstreamError) -> None:
         done = self._done
@@ -216,8 +228,8 @@ class _Connection(asyncio.Protocol):
         self.close()
         self._finish(error)
 
-    def _on_timeout(self) -> None:
-        self._timer = None
+    def timed_out(self) -> None:
+        """The pool's sweep found the deadline passed: fail the request, close."""
         self._fail(UpstreamTimeout("upstream did not answer in time"))
 
     @property
@@ -255,6 +267,7 @@ class EndpointPool:
         self._on_ejected = on_ejected
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()
+        self._sweep: asyncio.TimerHandle | None = None
         self._connecting: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
@@ -324,7 +337,6 @@ class EndpointPool:
         if conn is None:
             self._spawn(data, timeout_s, done)
         else:
-            self._busy.add(conn)
             conn.start(data, timeout_s, done, fresh=False)
 
     def _spawn(self, data: bytes, timeout_s: float, done: Done) -> None:
@@ -339,8 +351,27 @@ class EndpointPool:
             self.inflight -= 1
             done(exc)
             return
-        self._busy.add(conn)
         conn.start(data, timeout_s, done, fresh=True)
+
+    def busy(self, conn: _Connection) -> None:
+        """Track a connection with a request in flight; its deadline is swept (no timer each)."""
+        self._busy.add(conn)
+        if self._sweep is None:
+            self._sweep = self.loop.call_later(SWEEP_S, self._expire)
+
+    def _expire(self) -> None:
+        """Fail requests past their deadline; sweep again while any is in flight.
+
+        Why a sweep and not a timer per request: arming and cancelling a loop timer costs
+        about as much as the rest of the pool's work for a request; a deadline checked every
+        :data:`SWEEP_S` costs a float compare, and a timeout fires at most that much late.
+        """
+        self._sweep = None
+        now = self.loop.time()
+        for conn in [c for c in self._busy if c.deadline <= now]:
+            conn.timed_out()
+        if self._busy:
+            self._sweep = self.loop.call_later(SWEEP_S, self._expire)
 
     def resend(self, conn: _Connection, data: bytes, timeout_s: float, done: Done) -> None:
         """Re-send on a fresh connection what a stale reused ``conn`` could not carry."""
@@ -395,6 +426,9 @@ class EndpointPool:
         if abort_busy:
             for conn in list(self._busy):
                 conn.close()
+            if self._sweep is not None:
+                self._sweep.cancel()
+                self._sweep = None
 
 
 class VariantUpstreams:

@@ -153,7 +153,9 @@ async def closed_loop(
     """``concurrency`` fake connections in a closed loop; CPU-clock latencies and batch sizes."""
     loop = asyncio.get_running_loop()
     state = http_core.ServerState(app.handle, http_core.DEFAULT_MAX_BODY_BYTES)
-    if hasattr(app, "handle_now"):  # the fast path, as `driftline serve` wires it
+    if hasattr(app, "dispatch"):  # the callback path, as `driftline serve` wires it
+        state.start = app.dispatch
+    elif hasattr(app, "handle_now"):  # before it: the synchronous lone-request path
         state.fast = app.handle_now
     state.idle.set()
     app.watch_pending(lambda: state.pending)
@@ -301,7 +303,8 @@ async def stages(
     )
 
     # the whole app for one request: through the batcher's queue and worker (what a request
-    # arriving under load takes), and, where the server has it, the synchronous lone-request path
+    # arriving under load takes; its awaitable form costs a future and a task step on top), and,
+    # where the server has it, the synchronous lone-request path
     app.watch_pending(lambda: 2)
     times: list[float] = []
     for _ in range(repeats):
@@ -314,7 +317,13 @@ async def stages(
     times = []
     for _ in range(repeats):
         started = CLOCK()
-        if hasattr(app, "handle_now"):
+        if hasattr(app, "dispatch"):  # the hand-over runs in the next loop turn
+            sink: list[http_core.Response] = []
+            for _ in range(n):
+                app.dispatch(request, sink.append)
+                await asyncio.sleep(0)
+            sink.clear()
+        elif hasattr(app, "handle_now"):
             for _ in range(n):
                 app.handle_now(request)
         else:  # before the synchronous path existed: the alone path of handle()
@@ -338,7 +347,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
         "python": sys.version.split()[0],
         "git": _git_head(),
         "gc_frozen_after_load": frozen,
-        "fast_path": hasattr(app, "handle_now"),
+        "fast_path": hasattr(app, "handle_now") or hasattr(app, "dispatch"),
+        "callback_dispatch": hasattr(app, "dispatch"),
         "loop": type(asyncio.get_running_loop()).__module__,
         "stages_us": await stages(app, shipper, metrics, body, args.n, args.repeats),
     }

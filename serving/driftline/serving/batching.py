@@ -5,12 +5,17 @@ runtime and calls :meth:`~driftline.serving.runtime.ModelRuntime.predict` once p
 
 Policy (what a batch is):
 
+- One way in, :meth:`Batcher.dispatch`: the caller passes a completion callback (``done``),
+  called exactly once with the request's outputs or the :class:`InferenceFailed` that ended it.
+  No task, no future per request: the worker calls ``done`` for every request of a batch right
+  after the run. :meth:`Batcher.submit` is the awaitable form of the same call (a future
+  completed by ``done``), for callers that want one.
 - A lone request runs at once ("dispatch when idle, coalesce only under load"): when the caller
-  knows no other request is waiting (the HTTP server holds only this one), nothing is queued and
-  no run is in progress, :meth:`Batcher.run_now` runs it synchronously on the caller's thread (no
-  task, no future, no loop turn) and :meth:`Batcher.submit` with ``alone=True`` runs it in the
-  caller's task. This holds whatever ``max_delay_s`` is: the delay only ever applies to requests
-  that arrive while others are waiting.
+  knows no other request is waiting (``alone``: the HTTP server holds only this one), nothing is
+  queued, no run is in progress and the runtime runs on this thread, :meth:`Batcher.dispatch`
+  runs it synchronously (:meth:`Batcher.run_now`) and calls ``done`` before returning. This
+  holds whatever ``max_delay_s`` is: the delay only ever applies to requests that arrive while
+  others are waiting.
 - Requests are taken in arrival order. A batch holds requests whose non-batch dimensions agree
   (same trailing shape per input), up to ``max_batch_size`` rows; a single request larger than
   that runs alone. A model without a variable batch dimension runs every request alone.
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,13 +48,17 @@ from driftline.serving.runtime import ModelRuntime
 log = logging.getLogger(__name__)
 
 
+Done = Callable[[dict[str, Array] | InferenceFailed], None]
+"""A request's completion callback: its outputs, or the failure that ended it. Called once."""
+
+
 @dataclass(slots=True)
 class _Item:
     inputs: dict[str, Array]
     rows: int
     key: tuple[tuple[int, ...], ...]
     arrival: float
-    future: asyncio.Future[dict[str, Array]]
+    done: Done
 
 
 def batch_key(inputs: dict[str, Array]) -> tuple[tuple[int, ...], ...]:
@@ -142,6 +152,7 @@ class Batcher:
         self._closing = False
         self._running = False
         self._task: asyncio.Task[None] | None = None
+        self._time: Callable[[], float] = time.monotonic  # the loop's clock once started
 
     @property
     def queued_rows(self) -> int:
@@ -151,32 +162,60 @@ class Batcher:
     def start(self) -> None:
         """Start the worker task on the running loop."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._worker())
+            loop = asyncio.get_running_loop()
+            self._time = loop.time
+            self._task = loop.create_task(self._worker())
 
-    async def submit(
-        self, inputs: dict[str, Array], rows: int, *, alone: bool = False
-    ) -> dict[str, Array]:
-        """Queue one request's inputs and wait for its outputs (its rows of the batch's).
+    def dispatch(
+        self, inputs: dict[str, Array], rows: int, done: Done, *, alone: bool = False
+    ) -> None:
+        """Run one request's inputs, now or in a batch; ``done`` gets its rows of the outputs.
 
         Args:
             inputs: one array per model input, first dimension ``rows``.
             rows: the request's rows.
+            done: called exactly once with the outputs or the :class:`InferenceFailed`: before
+                this returns when the request ran at once (or the batcher is shut down), else
+                from the worker right after the batch's run.
             alone: the caller knows no other request is waiting (e.g. the HTTP server has no
-                other request pending). When the batcher is idle too, the request runs at once
-                in the caller's task: no hand-over to the worker, no extra loop turns.
+                other request pending). When the batcher is :attr:`idle` too, the request runs
+                at once on the caller's thread: no hand-over to the worker, no loop turn.
+        """
+        if self._closing:
+            done(InferenceFailed("server is shutting down"))
+            return
+        if alone and self.idle:
+            try:
+                outputs = self.run_now(inputs, rows)
+            except InferenceFailed as exc:
+                done(exc)
+                return
+            if outputs is not None:
+                done(outputs)
+                return
+        self._queue.append(_Item(inputs, rows, batch_key(inputs), self._time(), done))
+        self._queued_rows += rows
+        self._wake.set()
+
+    async def submit(
+        self, inputs: dict[str, Array], rows: int, *, alone: bool = False
+    ) -> dict[str, Array]:
+        """Awaitable :meth:`dispatch`: the request's outputs (its rows of the batch's).
 
         Raises:
             InferenceFailed: when the run fails or the batcher is shut down.
         """
-        if self._closing:
-            raise InferenceFailed("server is shutting down")
-        if alone and not self._queue and not self._running:
-            return await self._run_alone(inputs, rows)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[dict[str, Array]] = loop.create_future()
-        self._queue.append(_Item(inputs, rows, batch_key(inputs), loop.time(), future))
-        self._queued_rows += rows
-        self._wake.set()
+        future: asyncio.Future[dict[str, Array]] = asyncio.get_running_loop().create_future()
+
+        def done(result: dict[str, Array] | InferenceFailed) -> None:
+            if future.done():  # the awaiting caller was cancelled
+                return
+            if isinstance(result, InferenceFailed):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+        self.dispatch(inputs, rows, done, alone=alone)
         return await future
 
     @property
@@ -209,22 +248,6 @@ class Batcher:
         except Exception:  # the same boundary as the worker's
             log.exception("model run failed")
             raise InferenceFailed("model run failed") from None
-
-    async def _run_alone(self, inputs: dict[str, Array], rows: int) -> dict[str, Array]:
-        self._running = True
-        if self._on_batch is not None:
-            self._on_batch(rows)
-        try:
-            return await self._runtime.predict(inputs)
-        except InferenceFailed:
-            raise
-        except Exception:  # the same boundary as the worker's
-            log.exception("model run failed")
-            raise InferenceFailed("model run failed") from None
-        finally:
-            self._running = False
-            if self._queue:
-                self._wake.set()
 
     async def close(self) -> None:
         """Finish every queued request, then stop the worker."""
@@ -259,10 +282,6 @@ class Batcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if self._running:  # a lone request is running in its own task; it wakes us after
-                self._wake.clear()
-                await self._wake.wait()
-                continue
             await self._gather()
             batch = take_batch(self._queue, self._max_rows, self._batchable)
             counts = [it.rows for it in batch]
@@ -278,11 +297,17 @@ class Batcher:
                     log.exception("model run failed")
                 message = exc.message if isinstance(exc, InferenceFailed) else "model run failed"
                 for it in batch:
-                    if not it.future.done():
-                        it.future.set_exception(InferenceFailed(message))
+                    _complete(it.done, InferenceFailed(message))
                 continue
             finally:
                 self._running = False
             for it, part in zip(batch, parts, strict=True):
-                if not it.future.done():
-                    it.future.set_result(part)
+                _complete(it.done, part)
+
+
+def _complete(done: Done, result: dict[str, Array] | InferenceFailed) -> None:
+    """Call one request's ``done``; a callback that raises is logged, never kills the worker."""
+    try:
+        done(result)
+    except Exception:
+        log.exception("a request's completion callback failed")

@@ -19,13 +19,10 @@ per-request scope and the extra tasks. It does exactly what the data plane needs
   handlers are expected to map their own errors, this is the last line of defence;
 - graceful shutdown: stop accepting, close idle keep-alive connections, let in-flight requests
   finish (up to a deadline), then close the rest;
-- an optional synchronous path (``HttpServer(handler, fast=...)``): a request that arrives alone
-  (no other request pending on the server) is offered to it once the loop has read what arrived
-  with it; what it answers is written at once, with no task per request (the model server
-  answers a lone inference this way);
 - an optional callback path (``HttpServer(handler, start=...)``): every request is first offered
   to a function that takes it with a ``respond`` callback and answers whenever its own I/O
-  completes, with no task or coroutine per request (the router forwards this way).
+  completes, with no task or coroutine per request (the router forwards this way; the model
+  server answers every request this way, a queued inference when its batch has run).
 
 Contract for handlers: ``Request.headers`` has lower-cased names (last value wins); ``Response``
 bodies are bytes; ``Content-Length`` and ``Connection`` are set here, never by the handler.
@@ -104,12 +101,6 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 """An app: maps a request to a response. Must not raise for bad input (answer 4xx instead)."""
 
-FastHandler = Callable[[Request], Response | None]
-"""An app's synchronous path, tried first (optional, see :class:`HttpServer`): returns the
-response when it can answer without waiting for anything, else None to hand the request to the
-:data:`Handler`. Same contract otherwise: must not raise for bad input."""
-
-
 Respond = Callable[[Response], None]
 """Answers the request a :data:`StartHandler` took; called exactly once per taken request."""
 
@@ -161,7 +152,6 @@ class ServerState:
 
     handler: Handler
     max_body_bytes: int
-    fast: FastHandler | None = None
     start: StartHandler | None = None
     connections: set[_Connection] = field(default_factory=set)
     closing: bool = False
@@ -279,41 +269,10 @@ class _Connection(asyncio.Protocol):
             self._busy = True
             if self._state.start is not None:
                 self._start_next()
-            elif self._state.fast is not None and self._state.pending == 1:
-                # a lone request (so far): offer it to the fast path after this loop iteration's
-                # reads, so that the app sees every request that arrived with it (``pending``)
-                # and can tell a lone request from a burst. Under load, straight to the task.
-                self._loop.call_soon(self._answer_fast)
             else:
                 self._loop.create_task(self._drain())
 
     # ---------------------------------------------------------------- answering
-    def _answer_fast(self) -> None:
-        """Answer queued requests through the app's synchronous path while it can.
-
-        The first request it declines, and every one after it, go to :meth:`_drain` (in order).
-        """
-        fast = self._state.fast
-        assert fast is not None
-        while self._queue and not self._closed:
-            pending = self._queue[0]
-            try:
-                response = fast(pending.request)
-            except Exception:  # the last-resort mapper: handlers map their own errors
-                log.exception(
-                    "handler failed on %s %s", pending.request.method, pending.request.path
-                )
-                response = json_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
-            if response is None:
-                self._loop.create_task(self._drain())  # still busy: the task owns the queue
-                return
-            self._queue.popleft()
-            if not self._answer(pending, response):
-                break
-        self._busy = False
-        if self._state.closing and not self._queue:
-            self._close()
-
     def _start_next(self) -> None:
         """Offer queued requests, in order, to the app's callback path.
 
@@ -447,7 +406,6 @@ class HttpServer:
         handler: Handler,
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        fast: FastHandler | None = None,
         start: StartHandler | None = None,
     ) -> None:
         """Create a server for ``handler``; nothing is bound until :meth:`start`.
@@ -455,23 +413,15 @@ class HttpServer:
         Args:
             handler: the app.
             max_body_bytes: largest request body accepted (``413`` beyond).
-            fast: the app's optional synchronous path. When given, a request that arrives
-                alone (on an idle connection, no other request pending on the server) is first
-                offered to it, once the loop has read everything that arrived with it; a
-                response is written at once (no task per request), None hands the request to
-                ``handler``. Without it, or under load, every request runs in a task.
-            start: the app's optional callback path (not together with ``fast``). When given,
+            start: the app's optional callback path. When given,
                 every request is first offered to it with a ``respond`` callback; a request it
                 takes is answered when it calls ``respond`` (no task per request), one it
                 declines goes to ``handler``. Answers stay in request order per connection.
         """
         if max_body_bytes <= 0:
             raise ValueError("max_body_bytes must be positive")
-        if fast is not None and start is not None:
-            raise ValueError("give fast or start, not both")
         self._start = start
         self._handler = handler
-        self._fast = fast
         self._max_body_bytes = max_body_bytes
         self._server: asyncio.Server | None = None
         self._state: ServerState | None = None
@@ -481,7 +431,8 @@ class HttpServer:
         """Requests received (fully parsed) and not yet answered, over all connections.
 
         An app can read it to tell a lone request from a burst: the model server runs a lone
-        request at once instead of queueing it for the batcher.
+        request at once instead of queueing it for the batcher (it reads it in a ``call_soon``
+        callback, once the loop has read every request that arrived together).
         """
         return self._state.pending if self._state is not None else 0
 
@@ -494,7 +445,7 @@ class HttpServer:
 
     async def start(self, host: str, port: int, *, backlog: int = 2048) -> None:
         """Bind and start accepting connections."""
-        state = ServerState(self._handler, self._max_body_bytes, self._fast, self._start)
+        state = ServerState(self._handler, self._max_body_bytes, self._start)
         state.idle.set()
         self._state = state
         loop = asyncio.get_running_loop()

@@ -8,11 +8,14 @@ or start the whole process.
 The request path, in order: route (exact-path table for the served model, then the pattern table
 :data:`ROUTES` for everything else) -> readiness -> ``protocol.parse_infer_request`` ->
 ``batching.Batcher`` -> ``protocol.encode_infer_response`` -> metrics and prediction record.
-Two ways through it, same answers: :meth:`ModelServer.handle_now`, called synchronously by the HTTP
-core, answers probes, metadata and a lone inference request (nothing else pending, batcher idle)
-at once; everything else goes through the async :meth:`ModelServer.handle` and joins a batch.
-Every :class:`~driftline.serving.errors.ServingError` becomes ``{"error": message}`` with its
-status in those two methods, the only mappers.
+One way through it, :meth:`ModelServer.dispatch`, called synchronously by the HTTP core with a
+reply callback: probes, metadata and errors are answered at once; a validated inference request
+goes to the batcher at the end of the loop iteration (with every other request parsed with it)
+with a completion callback: alone (nothing else pending, batcher idle) it runs there and then,
+otherwise it is answered right after its batch runs (no task or future per request).
+:meth:`ModelServer.handle` is its awaitable form for in-process callers. Every
+:class:`~driftline.serving.errors.ServingError` becomes ``{"error": message}`` with its status
+in :meth:`ModelServer.dispatch`, the only mapper.
 """
 
 from __future__ import annotations
@@ -33,15 +36,16 @@ import numpy as np
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from driftline.serving.batching import Batcher
+from driftline.serving.batching import Batcher, Done
 from driftline.serving.errors import (
+    InferenceFailed,
     InvalidInput,
     MethodNotAllowed,
     ModelNotFound,
     ModelNotReady,
     ServingError,
 )
-from driftline.serving.http import HttpServer, Request, Response, json_error
+from driftline.serving.http import HttpServer, Request, Respond, Response, json_error
 from driftline.serving.metrics import ServerMetrics
 from driftline.serving.protocol import (
     HEADER_LENGTH,
@@ -157,6 +161,7 @@ class ModelServer:
         self._shipper = shipper
         self._batcher: Batcher | None = None
         self._pending: Callable[[], int] = lambda: 2
+        self._fresh: list[tuple[Batcher, InferRequest, Done]] = []
         self._not_ready_reason = "the model is loading"
         self._inflight = 0
         self._ids = 0
@@ -236,52 +241,54 @@ class ModelServer:
         await self._runtime.unload()
 
     # ------------------------------------------------------------------------------ handling
-    async def handle(self, request: Request) -> Response:
-        """Answer one HTTP request.
+    def dispatch(self, request: Request, reply: Respond) -> bool:
+        """Take one HTTP request and answer it through ``reply``, now or when its batch ran.
 
-        With :meth:`handle_now`, the only place a :class:`ServingError` becomes a response.
+        The one request path (the HTTP core's callback path, ``HttpServer(start=...)``): probes,
+        metadata and errors are answered before this returns; an inference request is validated
+        here, then handed to the batcher with a completion callback that encodes the answer,
+        counts it, records it and replies (no task or future per request). The hand-over waits
+        for the end of this loop iteration's reads (one ``call_soon`` for all requests parsed
+        together), so that the batcher can tell a lone request, which runs at once, from a
+        burst, which forms a batch. ``reply`` is called exactly once. With :meth:`handle` (its
+        awaitable form), the only place a :class:`ServingError` becomes a response.
+
+        Returns:
+            True: every request is taken (the HTTP core's contract for its callback path).
         """
-        route = self._exact.get((request.method, request.path))
         try:
+            route = self._exact.get((request.method, request.path))
             if route is None:
                 route = match_route(request.method, request.path)
             if route.endpoint == "infer":
-                return await self._infer(request, route.params)
-            return self._get(route)
+                self._infer(request, route.params, reply)
+            else:
+                reply(self._get(route))
         except ServingError as exc:
-            return json_error(exc.status, exc.message)
+            reply(json_error(exc.status, exc.message))
+        return True
 
-    def handle_now(self, request: Request) -> Response | None:
-        """Answer a request synchronously when that needs no waiting, else return None.
+    def _hand_over(self) -> None:
+        """Pass the requests validated in this loop iteration to the batcher.
 
-        The HTTP core's fast path (:class:`~driftline.serving.http.HttpServer` ``fast=``): probes
-        and metadata always; an inference request when it is alone (the HTTP server holds no
-        other request) and the batcher is idle, so it runs at once on this thread with no task,
-        future or loop turn. Everything else (a request arriving under load, which should join a
-        batch) returns None and goes through :meth:`handle`. Responses are identical either way.
+        Alone (the HTTP server holds just this one request) it runs at once; otherwise they
+        queue and the worker runs them as one batch.
         """
-        route = self._exact.get((request.method, request.path))
-        try:
-            if route is None:
-                route = match_route(request.method, request.path)
-            if route.endpoint != "infer":
-                return self._get(route)
-            batcher = self._batcher
-            if batcher is None or self._pending() > 1 or not batcher.idle:
-                return None  # not ready (answered by the async path) or not alone
-            started = time.perf_counter()
-            try:
-                self._check_model(route.params)
-                req = self._parse(request)
-                outputs = batcher.run_now(req.inputs, req.rows)
-            except ServingError as exc:
-                self._metrics.count(_OUTCOME.get(exc.status, "error"))
-                raise
-            if outputs is None:  # cannot happen: idle was checked and nothing ran since
-                return None
-            return self._respond(req, outputs, started)
-        except ServingError as exc:
-            return json_error(exc.status, exc.message)
+        fresh, self._fresh = self._fresh, []
+        alone = len(fresh) == 1 and self._pending() <= 1
+        for batcher, req, done in fresh:
+            batcher.dispatch(req.inputs, req.rows, done, alone=alone)
+
+    async def handle(self, request: Request) -> Response:
+        """Answer one HTTP request (the awaitable form of :meth:`dispatch`, same answers)."""
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+
+        def reply(response: Response) -> None:
+            if not future.done():  # the awaiting caller may have been cancelled
+                future.set_result(response)
+
+        self.dispatch(request, reply)
+        return await future
 
     def _check_model(self, params: Mapping[str, str]) -> None:
         name = params.get("name")
@@ -353,22 +360,37 @@ class ModelServer:
             (("inference-header-content-length", str(json_length)),),
         )
 
-    async def _infer(self, request: Request, params: Mapping[str, str]) -> Response:
+    def _infer(self, request: Request, params: Mapping[str, str], reply: Respond) -> None:
+        """Validate, then queue for :meth:`_hand_over`; the completion encodes and replies."""
         started = time.perf_counter()
-        self._inflight += 1
         try:
             self._check_model(params)
             batcher = self._batcher
             if batcher is None:
                 raise ModelNotReady(f"model {self._name!r} is not ready: {self._not_ready_reason}")
             req = self._parse(request)
-            outputs = await batcher.submit(req.inputs, req.rows, alone=self._pending() <= 1)
-            return self._respond(req, outputs, started)
         except ServingError as exc:
             self._metrics.count(_OUTCOME.get(exc.status, "error"))
             raise
-        finally:
+        self._inflight += 1
+
+        def done(result: dict[str, Array] | InferenceFailed) -> None:
             self._inflight -= 1
+            if isinstance(result, InferenceFailed):
+                self._metrics.count("error")
+                reply(json_error(result.status, result.message))
+                return
+            try:
+                response = self._respond(req, result, started)
+            except Exception:  # the boundary of a deferred answer: the HTTP core cannot map it
+                log.exception("encoding the answer to %s failed", request.path)
+                self._metrics.count("error")
+                response = json_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+            reply(response)
+
+        self._fresh.append((batcher, req, done))
+        if len(self._fresh) == 1:
+            asyncio.get_running_loop().call_soon(self._hand_over)
 
     def _record(
         self,
@@ -474,7 +496,7 @@ async def run(settings: ServerSettings) -> None:
     registry = CollectorRegistry()
     wiring = build(settings, registry)
     app, shipper = wiring.app, wiring.shipper
-    http = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes, fast=app.handle_now)
+    http = HttpServer(app.handle, max_body_bytes=settings.max_body_bytes, start=app.dispatch)
     app.watch_pending(lambda: http.pending)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

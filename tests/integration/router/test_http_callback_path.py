@@ -4,8 +4,7 @@ Real sockets on 127.0.0.1, in-process. We test: a request answered at once from 
 callback and one answered later (from another loop callback) both arrive; pipelined requests are
 answered in request order whatever order the app answers them in; a declined request goes to the
 async handler and the ones behind it keep their order; a callback that raises is answered 500
-and the connection goes on; an answer after the client went away is dropped without error;
-``fast`` and ``start`` together are refused.
+and the connection goes on; an answer after the client went away is dropped without error.
 """
 
 from __future__ import annotations
@@ -154,8 +153,3 @@ async def test_an_answer_after_the_client_left_is_dropped() -> None:
         held[0](Response(200, b"{}"))  # must not raise or write anywhere
     finally:
         await server2.shutdown(timeout_s=2.0)
-
-
-def test_fast_and_start_are_exclusive() -> None:
-    with pytest.raises(ValueError, match="fast or start"):
-        HttpServer(_handler, fast=lambda r: None, start=lambda r, respond: False)

@@ -3,10 +3,9 @@
 We test these aspects: keep-alive and pipelining answer in order; HTTP/1.0 closes; chunked
 bodies; Expect: 100-continue; the body limit on the declared length and on a streamed body (413,
 connection closed); malformed requests (400, connection closed); a handler that raises (500, the
-server stays up); graceful shutdown finishing an in-flight request and refusing new connections;
-the optional synchronous path (``fast=``): answers what it takes, hands the rest to the async
-handler, keeps pipelined answers in order, sees every request that arrived with its own, and a
-raising fast path answers 500.
+server stays up); graceful shutdown finishing an in-flight request and refusing new connections
+(the callback path, ``start=``, is tested with the router: tests/integration/router/
+test_http_callback_path.py).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from driftline.serving.http import FastHandler, HttpServer, Request, Response, render_head
+from driftline.serving.http import HttpServer, Request, Response, render_head
 
 pytestmark = pytest.mark.integration
 
@@ -186,62 +185,6 @@ async def test_answering_a_failing_handler_with_500_and_staying_up(server: HttpS
     status, _, _ = await _read_response(reader)
     assert status == 200
     writer.close()
-
-
-def _fast(seen: list[tuple[str, int]], server: list[HttpServer]) -> FastHandler:
-    """A fast path answering ``/fast*`` (recording the pending count it saw), raising on
-    ``/fast-boom``, declining everything else."""
-
-    def fast(request: Request) -> Response | None:
-        if not request.path.startswith("/fast"):
-            return None
-        if request.path == "/fast-boom":
-            raise RuntimeError("fast path bug")
-        seen.append((request.path, server[0].pending))
-        return Response(200, orjson.dumps({"fast": request.path}))
-
-    return fast
-
-
-async def test_answering_through_the_fast_path_and_handing_the_rest_on_in_order() -> None:
-    seen: list[tuple[str, int]] = []
-    holder: list[HttpServer] = []
-    srv = HttpServer(_echo, fast=_fast(seen, holder))
-    holder.append(srv)
-    await srv.start("127.0.0.1", 0)
-    try:
-        reader, writer = await _connect(srv)
-        writer.write(b"GET /fast1 HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, _, body = await _read_response(reader)
-        assert (status, orjson.loads(body)) == (200, {"fast": "/fast1"})
-        assert seen == [("/fast1", 1)]  # alone: only its own request was pending
-        # pipelined: fast, declined (slow), fast: answered in order; the fast path saw all three
-        # requests that arrived together, and once it declines one, that request and the ones
-        # behind it go to the async handler
-        writer.write(
-            b"GET /fast2 HTTP/1.1\r\nHost: x\r\n\r\n"
-            b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
-            b"GET /fast3 HTTP/1.1\r\nHost: x\r\n\r\n"
-        )
-        answers = [await _read_response(reader) for _ in range(3)]
-        assert [a[0] for a in answers] == [200, 200, 200]
-        assert orjson.loads(answers[0][2]) == {"fast": "/fast2"}
-        assert orjson.loads(answers[1][2])["path"] == "/slow"
-        assert orjson.loads(answers[2][2])["path"] == "/fast3"
-        assert seen[1] == ("/fast2", 3)
-        # a fast path that raises is answered with 500 and the connection stays usable
-        writer.write(b"GET /fast-boom HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, _, body = await _read_response(reader)
-        assert (status, orjson.loads(body)) == (500, {"error": "internal error"})
-        # after the async handler drained the queue, the fast path takes over again
-        writer.write(b"GET /fast4 HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, _, body = await _read_response(reader)
-        assert (status, orjson.loads(body)) == (200, {"fast": "/fast4"})
-        assert seen[-1] == ("/fast4", 1)
-        assert srv.pending == 0
-        writer.close()
-    finally:
-        await srv.shutdown(timeout_s=2.0)
 
 
 async def test_finishing_in_flight_requests_on_shutdown_and_refusing_new_ones() -> None:

@@ -4,8 +4,9 @@ We test these aspects: the route table (pure); each endpoint's answer; every err
 4xx/503 with {"error": ...} naming the problem, counted by outcome; a model that fails to load
 staying not-ready with the process up; every datatype through a real ONNX Runtime session; the
 quickstart model's outputs equal to calling ONNX Runtime directly; prediction records handed to
-the shipper with the request's rows; the synchronous path (ModelServer.handle_now) answering a lone
-request exactly like the async one and leaving requests that should batch to it.
+the shipper with the request's rows; ModelServer.dispatch answering a lone
+request at once exactly like a queued one, queueing requests that should batch (answered by
+the worker's callbacks), and answering 500 when the batcher refuses work.
 """
 
 from __future__ import annotations
@@ -268,12 +269,33 @@ ERROR_PATHS = [
 ]
 
 
+async def _at_once(app: ModelServer, request: Request) -> Response | None:
+    """Dispatch ``request``; its answer when it came within one loop turn (no worker), else None.
+
+    A lone request runs in the hand-over callback the dispatch schedules; a queued one needs the
+    batcher's worker task, which runs after this coroutine resumes.
+    """
+    replies: list[Response] = []
+    assert app.dispatch(request, replies.append)
+    await asyncio.sleep(0)  # one loop turn: the hand-over callback runs (not a synchronisation)
+    assert len(replies) <= 1
+    return replies[0] if replies else None
+
+
+async def _replied(replies: list[Response], count: int) -> None:
+    """Loop turns until ``count`` replies came (a deadline, not a sleep)."""
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while len(replies) < count:
+        assert asyncio.get_running_loop().time() < deadline, "no reply within 5 s"
+        await asyncio.sleep(0)
+
+
 async def _answer(app: ModelServer, request: Request, fast: bool) -> Response:
-    """Answer through the async path, or through the synchronous one as a lone request."""
+    """Answer through the batcher's queue, or at once as a lone request."""
     if not fast:
         return await app.handle(request)
     app.watch_pending(lambda: 1)
-    response = app.handle_now(request)
+    response = await _at_once(app, request)
     assert response is not None, "a lone request on an idle server must be answered at once"
     return response
 
@@ -446,7 +468,7 @@ async def test_answering_a_lone_request_at_once_exactly_like_the_async_path(
         doc = _infer_doc([[0.5] * 7, [1.5] * 7], id="r1")
         queued = await app.handle(_post("/v2/models/m/infer", doc))
         app.watch_pending(lambda: 1)
-        at_once = app.handle_now(_post("/v2/models/m/infer", doc))
+        at_once = await _at_once(app, _post("/v2/models/m/infer", doc))
         assert at_once is not None
         assert (at_once.status, at_once.body) == (queued.status, queued.body)
         assert _count(registry, "ok") == 2
@@ -456,7 +478,7 @@ async def test_answering_a_lone_request_at_once_exactly_like_the_async_path(
         assert batches == 2
         # probes and metadata never need to wait either
         for path in ("/v2/health/ready", "/v2/models/m", "/v2"):
-            probe = app.handle_now(_get(path))
+            probe = await _at_once(app, _get(path))
             assert probe is not None
             assert probe.status == 200
     finally:
@@ -464,29 +486,61 @@ async def test_answering_a_lone_request_at_once_exactly_like_the_async_path(
 
 
 @QUICKSTART_TIMEOUT
-async def test_leaving_requests_that_should_join_a_batch_to_the_async_path(
+async def test_queueing_requests_that_should_join_a_batch(
     quickstart_artifacts: Path, registry: CollectorRegistry
 ) -> None:
     app = await _server(quickstart_artifacts / "model-v2.onnx", registry)
     request = _post("/v2/models/m/infer", _infer_doc([[1.0] * 7]))
     app.watch_pending(lambda: 1)
-    assert app.handle_now(request) is None  # not loaded yet: the async path answers 503
-    assert (await app.handle(request)).status == 503
+    replies: list[Response] = []
+    app.dispatch(request, replies.append)  # not loaded yet: 503 before dispatch returns
+    assert [r.status for r in replies] == [503]
     assert await app.load()
     try:
-        app.watch_pending(lambda: 2)  # another request is waiting: batch with it
-        assert app.handle_now(request) is None
-        assert _count(registry, "ok") == 0
-        # a request already queued in the batcher (not yet run) also keeps others out
-        queued = asyncio.get_running_loop().create_task(app.handle(request))
-        for _ in range(100):  # loop turns until the task has queued its rows
-            if app.queued_rows:
-                break
-            await asyncio.sleep(0)
+        replies.clear()
+        # another request is waiting: queued to batch with it, not run at once
+        app.watch_pending(lambda: 2)
+        app.dispatch(request, replies.append)
+        await asyncio.sleep(0)  # the hand-over (one loop turn, not a synchronisation)
+        assert not replies
         assert app.queued_rows == 1
+        await _replied(replies, 1)
+        # two requests parsed together are never "alone", whatever the pending probe says
         app.watch_pending(lambda: 1)
-        assert app.handle_now(request) is None
-        assert (await queued).status == 200
-        assert app.handle_now(request) is not None
+        app.dispatch(request, replies.append)
+        app.dispatch(request, replies.append)
+        await asyncio.sleep(0)
+        assert len(replies) == 1
+        assert app.queued_rows == 2
+        await _replied(replies, 3)  # both answered by the worker's callbacks, in one run
+        assert [r.status for r in replies] == [200, 200, 200]
+        assert replies[0].body == replies[1].body == replies[2].body
+        assert _count(registry, "ok") == 3
+        runs = registry.get_sample_value(
+            "driftline_server_batch_rows_count", {"model": "m", "version": "1"}
+        )
+        assert runs == 2
+        assert app.queued_rows == 0
+        assert await _at_once(app, request) is not None  # idle again and alone: at once
     finally:
         await app.close()
+
+
+@QUICKSTART_TIMEOUT
+async def test_answering_a_failed_batch_and_a_closed_batcher_with_500(
+    quickstart_artifacts: Path, registry: CollectorRegistry
+) -> None:
+    app = await _server(quickstart_artifacts / "model-v2.onnx", registry)
+    assert await app.load()
+    request = _post("/v2/models/m/infer", _infer_doc([[1.0] * 7]))
+    batcher = app._batcher
+    assert batcher is not None
+    await batcher.close()  # as during shutdown: the batcher refuses new work
+    response = await _at_once(app, request)
+    assert response is not None
+    assert (response.status, orjson.loads(response.body)) == (
+        500,
+        {"error": "server is shutting down"},
+    )
+    assert _count(registry, "error") == 1
+    await app.close()

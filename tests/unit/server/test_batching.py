@@ -251,3 +251,64 @@ async def test_declining_to_run_at_once_when_others_wait_or_the_runtime_offloads
     offloading = _batcher(Offloading(SIG, _affine))
     assert offloading.run_now({"x": x}, 1) is None
     await offloading.close()
+
+
+async def test_completing_queued_requests_through_their_callbacks_in_one_run() -> None:
+    runtime = FakeRuntime(SIG, _affine)
+    runs: list[int] = []
+    batcher = _batcher(runtime, on_batch=runs.append)
+    results: list[tuple[int, dict[str, Array] | InferenceFailed]] = []
+    inputs = [np.full((i + 1, 3), i, dtype=np.float32) for i in range(4)]
+    for i, x in enumerate(inputs):
+        batcher.dispatch({"x": x}, x.shape[0], lambda r, i=i: results.append((i, r)))
+    assert results == []  # queued: nothing runs before the worker's turn
+    assert batcher.queued_rows == 10
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while len(results) < 4:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0)
+    await batcher.close()
+    assert runs == [10]  # one run for the four requests
+    assert [i for i, _ in results] == [0, 1, 2, 3]  # completed in submission order
+    for (_, out), x in zip(results, inputs, strict=True):
+        assert isinstance(out, dict)
+        np.testing.assert_array_equal(out["y"], x * 2 + 1)
+
+
+async def test_a_lone_dispatch_completes_before_it_returns_and_failures_reach_the_callback() -> (
+    None
+):
+    def flaky(inputs: Mapping[str, Array]) -> dict[str, Array]:
+        if (inputs["x"] < 0).any():
+            raise InferenceFailed("negative input broke the model")
+        return _affine(inputs)
+
+    batcher = _batcher(FakeRuntime(SIG, flaky))
+    results: list[dict[str, Array] | InferenceFailed] = []
+    batcher.dispatch({"x": np.ones((1, 3), dtype=np.float32)}, 1, results.append, alone=True)
+    assert len(results) == 1
+    assert isinstance(results[0], dict)
+    batcher.dispatch({"x": -np.ones((1, 3), dtype=np.float32)}, 1, results.append, alone=True)
+    assert len(results) == 2
+    assert isinstance(results[1], InferenceFailed)
+    assert "negative input" in results[1].message
+    await batcher.close()
+    batcher.dispatch({"x": np.ones((1, 3), dtype=np.float32)}, 1, results.append, alone=True)
+    assert isinstance(results[2], InferenceFailed)
+    assert "shutting down" in results[2].message
+
+
+async def test_a_raising_callback_neither_kills_the_worker_nor_skips_the_others() -> None:
+    batcher = _batcher(FakeRuntime(SIG, _affine))
+    x = np.ones((1, 3), dtype=np.float32)
+    results: list[dict[str, Array] | InferenceFailed] = []
+
+    def broken(result: dict[str, Array] | InferenceFailed) -> None:
+        raise RuntimeError("callback bug")
+
+    batcher.dispatch({"x": x}, 1, broken)
+    batcher.dispatch({"x": x}, 1, results.append)
+    out = await asyncio.wait_for(batcher.submit({"x": x}, 1), 5.0)  # the worker still runs
+    np.testing.assert_array_equal(out["y"], x * 2 + 1)
+    assert len(results) == 1
+    await batcher.close()

@@ -15,7 +15,11 @@ Reported:
   validation, ``InferenceSession.run`` (one row), response encoding, metrics updates, record
   enqueue, record frame encoding per row, response head rendering; then the whole app for one
   request, through the batcher's queue (``app_queued_path``: what a request arriving under load
-  takes) and through the lone-request path (``app_lone_path``);
+  takes) and through the lone-request path (``app_lone_path``); and the typical (median) cost
+  of one model run and of the whole lone path right after the server was idle
+  (``*_after_idle_sleep_median``: a 0.5 ms sleep first, as between requests at c=1;
+  ``session_run_after_cache_sweep_median``: a 32 MB sweep first, every cache line evicted),
+  which is what a request at concurrency 1 pays;
 - ``closed_loop``: ``C`` simulated connections, each sending its next request as soon as its
   answer is written (wrk's model), ``--requests`` requests per round: CPU microseconds per
   request (best round), rows per model run, and latency percentiles pooled over all rounds,
@@ -84,6 +88,34 @@ def per_call_us(fn: Callable[[], object], n: int, repeats: int) -> float:
             fn()
         best = min(best, (CLOCK() - started) / n * 1e6)
     return best
+
+
+def after_pause_us(fn: Callable[[], object], pause: Callable[[], object], n: int) -> float:
+    """Median CPU microseconds of one ``fn()`` right after ``pause()``, over ``n`` calls.
+
+    What a request costs when the server was idle before it (c=1): the pause is a short sleep
+    (the core goes to other processes, or idles, as between wrk's requests at concurrency 1) or
+    a sweep through 32 MB (every cache line of the model evicted). The median, not the minimum:
+    the point is the typical cold call.
+    """
+    times: list[float] = []
+    for _ in range(n):
+        pause()
+        started = CLOCK()
+        fn()
+        times.append((CLOCK() - started) * 1e6)
+    return float(np.median(times))
+
+
+_SWEEP = np.ones(32 * 1024 * 1024 // 8)
+
+
+def _idle_sleep() -> None:
+    time.sleep(0.0005)  # the gap between two requests at c=1 (not a synchronisation)
+
+
+def _cache_sweep() -> None:
+    _SWEEP.__iadd__(1.0)
 
 
 class FakeTransport(asyncio.Transport):
@@ -266,6 +298,13 @@ async def stages(
         lambda: parse_infer_request(body, signature, policy), n, repeats
     )
     out["session_run"] = per_call_us(lambda: runtime.run(req.inputs), n, repeats)
+    cold_n = max(50, n // 10)
+    out["session_run_after_idle_sleep_median"] = after_pause_us(
+        lambda: runtime.run(req.inputs), _idle_sleep, cold_n
+    )
+    out["session_run_after_cache_sweep_median"] = after_pause_us(
+        lambda: runtime.run(req.inputs), _cache_sweep, cold_n
+    )
     outputs = runtime.run(req.inputs)
     pairs = [(s, outputs[s.name]) for s in signature.outputs]
     out["response_encode"] = per_call_us(
@@ -331,6 +370,11 @@ async def stages(
                 await app.handle(request)
         times.append((CLOCK() - started) / n * 1e6)
     out["app_lone_path"] = min(times)
+    if hasattr(app, "dispatch"):
+        replies: list[http_core.Response] = []
+        out["app_lone_path_after_idle_sleep_median"] = after_pause_us(
+            lambda: app.dispatch(request, replies.append), _idle_sleep, max(50, n // 10)
+        )
     return out
 
 

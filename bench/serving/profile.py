@@ -372,9 +372,14 @@ async def stages(
     out["app_lone_path"] = min(times)
     if hasattr(app, "dispatch"):
         replies: list[http_core.Response] = []
-        out["app_lone_path_after_idle_sleep_median"] = after_pause_us(
-            lambda: app.dispatch(request, replies.append), _idle_sleep, max(50, n // 10)
-        )
+        lone_times: list[float] = []
+        for _ in range(max(50, n // 10)):
+            _idle_sleep()
+            started = CLOCK()
+            app.dispatch(request, replies.append)
+            await asyncio.sleep(0)  # the hand-over: the lone request runs and replies
+            lone_times.append((CLOCK() - started) * 1e6)
+        out["app_lone_path_after_idle_sleep_median"] = float(np.median(lone_times))
     return out
 
 

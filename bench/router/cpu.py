@@ -161,6 +161,7 @@ def measure(
             spy.wait(args.duration + 30)
             if raw.exists():
                 entry["py_spy"] = top_functions(raw, args.top)
+                entry["stages"] = stage_shares(raw)
         return entry
     finally:
         stop(proc)
@@ -170,6 +171,77 @@ def median(entries: list[dict[str, object]], key: str) -> float:
     """The median of one numeric field over rounds."""
     values = sorted(float(e[key]) for e in entries if e.get(key) is not None)  # type: ignore[arg-type]
     return values[len(values) // 2] if values else float("nan")
+
+
+STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    # (stage, file suffix, function names; empty: every function of that file)
+    (
+        "client: read + parse",
+        "serving/http.py",
+        (
+            "data_received",
+            "on_message_begin",
+            "on_url",
+            "on_header",
+            "on_headers_complete",
+            "on_body",
+            "on_message_complete",
+        ),
+    ),
+    (
+        "client: answer (render + write)",
+        "serving/http.py",
+        ("_write", "render_head", "_answer", "_responded", "_start_next", "_drain"),
+    ),
+    (
+        "upstream: read + parse + release",
+        "router/upstream.py",
+        (
+            "data_received",
+            "on_header",
+            "on_body",
+            "on_message_complete",
+            "_finish",
+            "_clear",
+            "release",
+        ),
+    ),
+    (
+        "upstream: pool + write",
+        "router/upstream.py",
+        ("send", "frame", "_take_idle", "usable", "start", "busy", "request", "_send_fresh"),
+    ),
+    ("stats + metrics", "router/stats.py", ()),
+    ("stats + metrics", "router/metrics.py", ()),
+    ("stats + metrics", "serving/metrics.py", ()),
+    ("stats + metrics", "prometheus_client/", ()),
+    ("shadow: compare", "router/compare.py", ()),
+    ("shadow: compare", "numpy/", ()),
+    ("route: pick + head + answer mapping", "router/proxy.py", ()),
+    ("route: pick + head + answer mapping", "router/table.py", ()),
+)
+"""Where a py-spy sample's innermost frame puts it; the first match wins, the rest is "loop"."""
+
+
+def stage_of(frame: str) -> str:
+    """The stage of one py-spy frame (``function (path:line)``)."""
+    function, _, where = frame.partition(" (")
+    function = function.split(".")[-1]
+    for stage, suffix, functions in STAGES:
+        if suffix in where and (not functions or function in functions):
+            return stage
+    return "event loop, syscalls outside the above, other"
+
+
+def stage_shares(raw: Path) -> list[tuple[str, float]]:
+    """Share of samples per stage (innermost frame) from a py-spy raw file."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if stack and count_text.isdigit():
+            counts[stage_of(stack.split(";")[-1])] += int(count_text)
+    total = sum(counts.values()) or 1
+    return [(stage, round(100 * n / total, 1)) for stage, n in counts.most_common()]
 
 
 def main() -> None:
@@ -270,6 +342,11 @@ def main() -> None:
             f"{median(entries, 'system_us_per_request')} | "
             f"{median(entries, 'cpu_us_per_request')} |"
         )
+    for name, entries in results.items():
+        shares = entries[0].get("stages")
+        if isinstance(shares, list):
+            lines += ["", f"## {name}: share of py-spy samples by stage (innermost frame)", ""]
+            lines += [f"- {share}% {stage}" for stage, share in shares]
     for name, entries in results.items():
         spy = entries[0].get("py_spy")
         if isinstance(spy, dict):

@@ -205,10 +205,15 @@ class Cluster:
         marked = 0
         for name, obj in self.objects(APPS).items():
             want = obj["spec"].get("replicas", 1)
-            if (obj.get("status") or {}).get("readyReplicas") != want:
-                self.apps.patch_namespaced_deployment_status(
-                    name, NS, {"status": {"readyReplicas": want}}
-                )
+            # A finished apps/v1 rollout: a promotion waits for exactly this on <dep>-stable.
+            status = {
+                "observedGeneration": obj["metadata"].get("generation", 1),
+                "replicas": want,
+                "updatedReplicas": want,
+                "readyReplicas": want,
+            }
+            if {k: (obj.get("status") or {}).get(k) for k in status} != status:
+                self.apps.patch_namespaced_deployment_status(name, NS, {"status": status})
                 marked += 1
         return marked
 

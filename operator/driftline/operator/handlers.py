@@ -338,6 +338,23 @@ async def _ready_pods(ctx: Context, namespace: str, topology: plan.Topology) -> 
     return ready
 
 
+async def _rolled_out(
+    ctx: Context, namespace: str, name: str, state: rollout.RolloutState
+) -> dict[str, str]:
+    """The readiness fact for ``rollout.step``: the Model ``<dep>-stable`` is fully rolled out on.
+
+    Read only while ``Promoting`` (the only stage that waits on it): one GET then, none in the
+    steady state. Empty while the stable Deployment still rolls (``status.rolled_out_model``).
+    """
+    if state.stage != rollout.Stage.PROMOTING:
+        return {}
+    child = names.variant_name(name, "stable")
+    model = status.rolled_out_model(
+        await ctx.cluster.get("apps/v1", "Deployment", namespace, child)
+    )
+    return {"stable": model} if model is not None else {}
+
+
 async def _hold_unready_canary(
     ctx: Context, namespace: str, topology: plan.Topology, manifests: list[Manifest]
 ) -> list[Manifest]:
@@ -457,6 +474,7 @@ async def reconcile_deployment(
             now=now,
             analysis=result,
             commands=_commands(meta, f"{namespace}/{name}"),
+            rolled_out=await _rolled_out(ctx, namespace, name, state),
         )
         stepped = rollout_status.write_status(
             deployment.status,

@@ -10,9 +10,16 @@ each ``Decision`` into an Event, a ``status.history`` line and a metric.
 
 Lifecycle (the README's ``## Rollouts`` draws it)::
 
-    Idle ──desired≠stable──► [Shadow] ──► Canary step 1 … step n ──► promoted: Idle (new stable)
-                                 │              │
-                                 └──failure─────┴──► Aborted (weight 0)   or paused (onFailure)
+    Idle ──desired≠stable──► [Shadow] ──► Canary step 1 … step n ──► Promoting ──► Idle (new stable)
+                                 │              │                       │ abort
+                                 └──failure─────┴──► Aborted (weight 0) ◄┘ (once stable is back)
+
+Promotion without rolling the stable in place (Flagger's way): ``Promoting`` routes 100% to the
+canary (it runs the new model and passed analysis) while the stable slot rolls to the new model,
+and waits for the edge's readiness fact (``rolled_out``: the stable slot is fully rolled out and
+ready on that model) before routing 100% back to stable and draining the canary. An edge that
+does not roll slots in place (local mode keeps processes by model) passes ``rolled_out=None``
+and promotion completes at once.
 
 Idempotence: ``step`` consumes an analysis tick once (ticks at or before the last consumed one, or
 measured before the current step began, are ignored) and a command once (by id), so re-running
@@ -42,7 +49,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -64,6 +71,7 @@ __all__ = [
     "PAUSE_DEADLINE",
     "PAUSE_MANUAL",
     "PAUSE_NO_DATA",
+    "PROMOTE_POLL_S",
     "VERBS",
     "AnalysisRequest",
     "Command",
@@ -105,6 +113,10 @@ PAUSE_ANALYSIS_FAILED: Final = "AnalysisFailed"
 """``onFailure: pause`` and the failure limit was exceeded; the weight is held for a human."""
 PAUSE_DEADLINE: Final = "ProgressDeadlineExceeded"
 """``onFailure: pause`` and the progress deadline passed; the weight is held for a human."""
+
+PROMOTE_POLL_S: Final = 2.0
+"""Longest wait between two readiness checks of the stable slot while ``Promoting`` (never more
+than one analysis interval): the promotion ends about this soon after the stable is ready."""
 
 MAX_REMEMBERED_COMMANDS: Final = 16
 """Command ids remembered in status: an old annotation value re-applied (a restored backup, a
@@ -211,6 +223,10 @@ class Stage(StrEnum):
     """The target receives mirrored traffic; its answers are compared and discarded."""
     CANARY = "Canary"
     """The target receives ``weight`` percent of live traffic at step ``step``."""
+    PROMOTING = "Promoting"
+    """The target passed: the canary serves 100%; after ``drain`` the stable slot rolls to the
+    target (or back to the old stable after an abort); once that slot is fully rolled out and
+    ready, everything goes back to stable and the canary drains."""
     ABORTED = "Aborted"
     """The rollout of ``target`` failed or was aborted; all traffic is on stable. Stays until the
     desired model changes, ``retry``, or ``promote``."""
@@ -265,6 +281,10 @@ class RolloutState:
         drain_until: when ``draining`` (and ``drain_slot``) may be removed.
         drain_slot: the variant slot kept at weight 0 until ``drain_until`` (the plan renders it;
             None when no slot lost traffic, e.g. a direct rollout).
+        previous: while ``Promoting``, the Model the stable slot ran before (an abort rolls the
+            slot back to it); None otherwise, and once an abort has rolled it back
+            (``reverting``). While ``Promoting``, ``stable`` is the Model the stable slot must
+            run now: ``previous`` until the canary's 100% has drained it, then the target.
     """
 
     stable: str | None = None
@@ -285,11 +305,17 @@ class RolloutState:
     draining: str | None = None
     drain_until: datetime | None = None
     drain_slot: DrainSlot | None = None
+    previous: str | None = None
 
     @property
     def active(self) -> bool:
         """True while a rollout is in progress (Shadow or Canary, paused or not)."""
         return self.stage in (Stage.SHADOW, Stage.CANARY)
+
+    @property
+    def reverting(self) -> bool:
+        """True while ``Promoting`` back to the old stable (an abort during the promotion)."""
+        return self.stage == Stage.PROMOTING and self.previous is None
 
 
 # ----------------------------------------------------------------------------------------- commands
@@ -406,6 +432,8 @@ class DecisionKind(StrEnum):
     """A tick failed but the failure limit is not yet exceeded."""
     PAUSED = "Paused"
     RESUMED = "Resumed"
+    PROMOTION_STARTED = "PromotionStarted"
+    """The target passed: the canary serves 100% while the stable slot rolls to it."""
     PROMOTED = "Promoted"
     ROLLED_BACK = "RolledBack"
     """Automatic: analysis failures, the progress deadline, or the spec reverted to stable."""
@@ -499,7 +527,7 @@ def traffic(state: RolloutState) -> Traffic:
     Returns:
         Which Models run and the weights and mirror percent the router must apply.
     """
-    canary = state.target if state.stage == Stage.CANARY else None
+    canary = state.target if state.stage in (Stage.CANARY, Stage.PROMOTING) else None
     shadow = state.target if state.stage == Stage.SHADOW else None
     weight = state.weight if canary else 0
     draining = (
@@ -592,11 +620,19 @@ def wake_at(state: RolloutState, policy: Policy, now: datetime) -> datetime | No
 
     Returns:
         The time, or None when nothing is scheduled (idle with nothing draining, aborted, paused by
-        a human).
+        a human). While ``Promoting`` it is at most ``PROMOTE_POLL_S`` ahead: the stable slot's
+        readiness is an outside fact, polled.
     """
     times: list[datetime] = []
     if (state.draining or state.drain_slot) and state.drain_until:
         times.append(state.drain_until)
+    settled = _route_settled_at(state, policy)
+    if settled is not None:
+        times.append(settled)
+    elif state.stage == Stage.PROMOTING:
+        times.append(now + timedelta(seconds=min(PROMOTE_POLL_S, policy.interval_s)))
+        if state.pause is None and state.progress_at is not None:
+            times.append(state.progress_at + timedelta(seconds=policy.progress_deadline_s))
     due = analysis_due(state, policy)
     if due is not None:
         times.append(due)
@@ -663,7 +699,7 @@ def _vacated(state: RolloutState) -> DrainSlot | None:
     """The slot the target serves from now, which loses its traffic when the rollout ends."""
     if state.target is None:
         return None
-    if state.stage == Stage.CANARY:
+    if state.stage in (Stage.CANARY, Stage.PROMOTING):
         return DrainSlot("canary", state.target, state.weight)
     if state.stage == Stage.SHADOW:
         return DrainSlot("shadow", state.target, state.mirror)
@@ -762,14 +798,154 @@ def _start(
 
 
 def _promote(
-    state: RolloutState, policy: Policy, now: datetime, reason: str, log: _Log
+    state: RolloutState,
+    policy: Policy,
+    now: datetime,
+    reason: str,
+    log: _Log,
+    rolled_out: Mapping[str, str] | None,
 ) -> RolloutState:
+    """The target passed (or ``promote``): start ``Promoting``, or finish at once (see ``step``).
+
+    ``Promoting`` first routes 100% to the canary and leaves the stable slot on its Model for
+    ``drain`` (every router picks up the table, requests in flight to stable finish); only then
+    does the stable slot roll (``_advance_promoting``).
+    """
     old, new = state.stable, state.target
-    message = f"{new} promoted to stable, replacing {old} ({reason})"
-    done = _closed(replace(state, stable=new), reason, message)
-    done = _drain(done, old, _vacated(state), now, policy)
-    log.items.append(Decision(DecisionKind.PROMOTED, reason, message, old, new, 0))
-    return done
+    if rolled_out is None:
+        message = f"{new} promoted to stable, replacing {old} ({reason})"
+        done = _closed(replace(state, stable=new, previous=None), reason, message)
+        done = _drain(done, old, _vacated(state), now, policy)
+        log.items.append(Decision(DecisionKind.PROMOTED, reason, message, old, new, 0))
+        return done
+    message = (
+        f"promoting {new} ({reason}): the canary serves 100%; the stable variant rolls from "
+        f"{old} to {new} once its traffic has drained"
+    )
+    promoting = replace(
+        state,
+        stage=Stage.PROMOTING,
+        previous=old,
+        step=None,
+        weight=100,
+        mirror=0,
+        pause=None,
+        reason=reason,
+        message=message,
+        stage_started_at=now,
+        progress_at=now,
+        failures=0,
+    )
+    log.items.append(Decision(DecisionKind.PROMOTION_STARTED, reason, message, old, new, 100))
+    return promoting
+
+
+def _revert_promotion(
+    state: RolloutState, now: datetime, *, kind: DecisionKind, reason: str, log: _Log
+) -> RolloutState:
+    """Abort during ``Promoting``: the stable slot goes back to ``previous`` (``reverting``).
+
+    The canary (the target, fully ready: it served through the promotion) keeps 100% until the
+    stable slot is fully rolled out and ready on ``previous`` again, which is at once when it has
+    not started rolling yet; then everything goes back to stable and the rollout ends
+    ``Aborted`` (see ``_finish_promotion``).
+    """
+    target, previous = state.target, state.previous
+    message = (
+        f"aborted the promotion of {target} ({reason}): all traffic goes back to {previous} "
+        f"once the stable variant is fully ready on it; until then {target}'s canary serves"
+    )
+    reverted = replace(
+        state,
+        stable=previous,
+        previous=None,
+        pause=None,
+        reason=reason,
+        message=message,
+        progress_at=now,
+    )
+    log.items.append(Decision(kind, reason, message, target, target, state.weight))
+    return reverted
+
+
+def _finish_promotion(
+    state: RolloutState, policy: Policy, now: datetime, log: _Log
+) -> RolloutState:
+    """The stable slot is fully rolled out and ready: all traffic to it, the canary drains."""
+    slot = _vacated(state)
+    if not state.reverting:
+        old, new, why = state.previous, state.target, state.reason or "Promoted"
+        message = f"{new} promoted to stable, replacing {old} ({why})"
+        done = _closed(replace(state, stable=new, previous=None), why, message)
+        done = _drain(done, None, slot, now, policy)
+        log.items.append(Decision(DecisionKind.PROMOTED, why, message, old, new, 0))
+        return done
+    message = (
+        f"{state.stable} is fully ready on the stable variant again: all traffic on it; "
+        f"{state.target} removed ({state.reason})"
+    )
+    done = replace(
+        state,
+        stage=Stage.ABORTED,
+        weight=0,
+        mirror=0,
+        pause=None,
+        message=message,
+        stage_started_at=None,
+        progress_at=None,
+        failures=0,
+    )
+    return _drain(done, None, slot, now, policy)
+
+
+def _route_settled_at(state: RolloutState, policy: Policy) -> datetime | None:
+    """While ``Promoting`` and the stable slot not yet rolling: when it may start rolling."""
+    if state.stage != Stage.PROMOTING or state.reverting or state.stable == state.target:
+        return None
+    if state.stage_started_at is None:
+        return None
+    return state.stage_started_at + timedelta(seconds=max(policy.drain_s, 0.0))
+
+
+def _advance_promoting(
+    state: RolloutState,
+    policy: Policy,
+    now: datetime,
+    rolled_out: Mapping[str, str] | None,
+    log: _Log,
+) -> RolloutState:
+    """Roll the stable slot once its traffic drained; finish once it is ready; mind the deadline.
+
+    Past ``progressDeadline`` (counted from the start of the stable slot's roll) the rollout is
+    held (``Degraded``, ``ProgressDeadlineExceeded``) whatever ``onFailure`` says: the canary,
+    which passed, keeps serving 100%, and rolling the model back would need the same stable
+    roll that is stuck. It still finishes by itself once the stable slot is ready; ``abort``
+    rolls the slot back to ``previous``.
+    """
+    if rolled_out is None:
+        return _finish_promotion(state, policy, now, log)
+    settled = _route_settled_at(state, policy)
+    if settled is not None:
+        if now < settled:
+            return state  # 100% on the canary; the old stable pods finish their requests
+        message = (
+            f"{state.target}'s canary serves 100%; the stable variant rolls from "
+            f"{state.previous} to {state.target}"
+        )
+        return replace(state, stable=state.target, progress_at=now, message=message)
+    if rolled_out.get("stable") == state.stable:
+        return _finish_promotion(state, policy, now, log)
+    if state.pause is not None or state.progress_at is None:
+        return state
+    if now - state.progress_at < timedelta(seconds=policy.progress_deadline_s):
+        return state
+    message = (
+        f"the stable variant is not fully rolled out and ready on {state.stable} after "
+        f"{policy.progress_deadline_s:g}s (progressDeadline); {state.target}'s canary serves 100%"
+    )
+    held = replace(state, pause=PAUSE_DEADLINE, message=message)
+    log.add(held, DecisionKind.PAUSED, PAUSE_DEADLINE, message, src=state.previous)
+    return held
 
 
 def _roll_back(
@@ -838,12 +1014,17 @@ def _ignored(state: RolloutState, command: Command, why: str, log: _Log) -> Roll
 
 
 def _next(
-    state: RolloutState, policy: Policy, now: datetime, reason: str, log: _Log
+    state: RolloutState,
+    policy: Policy,
+    now: datetime,
+    reason: str,
+    log: _Log,
+    rolled_out: Mapping[str, str] | None,
 ) -> RolloutState:
     """Leave the current stage: shadow → step 1, step i → step i+1, last step → promote."""
     index = 0 if state.stage == Stage.SHADOW or state.step is None else state.step + 1
     if index >= len(policy.steps):
-        return _promote(state, policy, now, reason, log)
+        return _promote(state, policy, now, reason, log, rolled_out)
     moved = _enter_stage(state, policy, now, index=index)
     message = f"{state.target}: {_step_label(index, policy)} ({reason})"
     moved = replace(moved, reason=reason, message=message)
@@ -865,6 +1046,12 @@ def command_blocker(state: RolloutState, verb: Verb) -> str | None:
         A short phrase (``"no rollout to promote"``) or None.
     """
     human = state.pause in _HUMAN_PAUSES
+    if state.stage == Stage.PROMOTING:
+        if verb == "abort" and not state.reverting:
+            return None
+        if verb == "abort":
+            return "already rolling the stable variant back"
+        return "a promotion is in progress (only abort applies)"
     rules: dict[Verb, tuple[bool, str]] = {
         "promote": (
             state.target is not None and state.stage != Stage.IDLE,
@@ -883,7 +1070,12 @@ def command_blocker(state: RolloutState, verb: Verb) -> str | None:
 
 
 def _command(
-    state: RolloutState, policy: Policy, command: Command, now: datetime, log: _Log
+    state: RolloutState,
+    policy: Policy,
+    command: Command,
+    now: datetime,
+    log: _Log,
+    rolled_out: Mapping[str, str] | None,
 ) -> RolloutState:
     if command.id in state.commands:
         return state
@@ -893,7 +1085,9 @@ def _command(
     if blocker is not None:
         return _ignored(s, command, blocker, log)
     if verb == "promote":
-        return _promote(s, policy, now, "ManualPromote", log)
+        return _promote(s, policy, now, "ManualPromote", log, rolled_out)
+    if verb == "abort" and s.stage == Stage.PROMOTING:
+        return _revert_promotion(s, now, kind=DecisionKind.ABORTED, reason="ManualAbort", log=log)
     if verb == "abort":
         return _roll_back(
             s,
@@ -917,7 +1111,7 @@ def _command(
         return paused
     # resume
     if s.pause == PAUSE_APPROVAL:
-        return _next(replace(s, pause=None), policy, now, "Approved", log)
+        return _next(replace(s, pause=None), policy, now, "Approved", log, rolled_out)
     resumed = _enter_stage(s, policy, now, index=s.step)
     resumed = replace(resumed, reason="ManualResume", message=f"resumed {s.target}")
     log.add(resumed, DecisionKind.RESUMED, "ManualResume", resumed.message, src=s.stable)
@@ -932,6 +1126,12 @@ def _reconcile_desired(
 ) -> RolloutState:
     if desired is None:
         return state
+    if state.stage == Stage.PROMOTING:
+        if desired == state.previous:  # None once reverting
+            return _revert_promotion(
+                state, now, kind=DecisionKind.ROLLED_BACK, reason="SpecReverted", log=log
+            )
+        return state  # any other change waits until the promotion ends (then applies at once)
     if state.stable is None:
         message = f"{desired} deployed (first model: nothing to compare with)"
         done = _closed(replace(state, stable=desired, started_at=now), "InitialDeploy", message)
@@ -1019,7 +1219,12 @@ def _consume(
 
 
 def _advance(
-    state: RolloutState, policy: Policy, result: AnalysisResult | None, now: datetime, log: _Log
+    state: RolloutState,
+    policy: Policy,
+    result: AnalysisResult | None,
+    now: datetime,
+    log: _Log,
+    rolled_out: Mapping[str, str] | None,
 ) -> RolloutState:
     s = state
     if _fresh(s, result):
@@ -1046,7 +1251,7 @@ def _advance(
     if not passed or now - s.stage_started_at < timedelta(seconds=_hold_s(s, policy)):
         return s
     if s.stage == Stage.SHADOW:
-        return _next(s, policy, now, "ShadowPassed", log)
+        return _next(s, policy, now, "ShadowPassed", log, rolled_out)
     assert s.step is not None  # a canary stage always has a step
     if policy.steps[s.step].approval:
         message = f"{s.target}: {_step_label(s.step, policy)} passed; waiting for approval"
@@ -1054,7 +1259,7 @@ def _advance(
         log.add(held, DecisionKind.PAUSED, PAUSE_APPROVAL, message, src=s.stable)
         return held
     reason = "AllStepsPassed" if s.step + 1 >= len(policy.steps) else "AnalysisPassed"
-    return _next(s, policy, now, reason, log)
+    return _next(s, policy, now, reason, log, rolled_out)
 
 
 def _finish_drain(state: RolloutState, now: datetime, log: _Log) -> RolloutState:
@@ -1081,12 +1286,15 @@ def step(
     now: datetime,
     analysis: AnalysisResult | None = None,
     commands: Iterable[Command] = (),
+    rolled_out: Mapping[str, str] | None = None,
 ) -> tuple[RolloutState, tuple[Decision, ...]]:
     """Advance one Deployment's rollout by one reconcile.
 
     Order within a call: commands (in the order given, each once), then the desired model (start,
     supersede, or revert to stable), then the analysis tick and time (the progress deadline, the
-    end of the current hold), then drains that are due.
+    end of the current hold), then the promotion (``Promoting`` ends when ``rolled_out`` says the
+    stable slot is ready; a spec change that waited for it applies right after), then drains
+    that are due.
 
     Args:
         state: the stored state (``RolloutState()`` for a new Deployment).
@@ -1096,6 +1304,12 @@ def step(
         now: the current time (timezone-aware).
         analysis: the latest analysis tick, if one ran; consumed once.
         commands: commands read from the object (usually zero or one); each applies once, by id.
+        rolled_out: the readiness fact, per variant slot (``stable``): the Model that slot is
+            fully rolled out and ready on (apps/v1: observedGeneration >= generation, updated ==
+            replicas == ready, no old pods), absent while it rolls. With a mapping (the
+            operator), promotion goes through ``Promoting`` and ends when ``rolled_out["stable"]``
+            is the promoted Model. None: the edge does not roll slots in place (local mode runs a
+            Model's processes by name), so promotion completes in the call that decides it.
 
     Returns:
         The next state and the decisions taken, in order. Calling again with the returned state and
@@ -1109,10 +1323,14 @@ def step(
     log = _Log()
     s = state
     for command in commands:
-        s = _command(s, policy, command, now, log)
+        s = _command(s, policy, command, now, log, rolled_out)
     s = _reconcile_desired(s, policy, desired, now, log)
     if s.active:
-        s = _advance(s, policy, analysis, now, log)
+        s = _advance(s, policy, analysis, now, log, rolled_out)
+    if s.stage == Stage.PROMOTING:
+        s = _advance_promoting(s, policy, now, rolled_out, log)
+        if s.stage != Stage.PROMOTING:  # ended: a spec change that waited applies now
+            s = _reconcile_desired(s, policy, desired, now, log)
     if s.draining is not None and s.draining in (s.stable, s.target if s.active else None):
         s = replace(s, draining=None)  # live again: never drain what serves
     slot = s.drain_slot

@@ -263,6 +263,7 @@ def state_from_status(status: DeploymentStatus | None, policy: Policy) -> Rollou
             if record.drain_slot is not None
             else None
         ),
+        previous=record.previous,
     )
 
 
@@ -306,6 +307,8 @@ def summarize(state: RolloutState, policy: Policy, *, spec_model: str | None = N
     shadow / canary stepping      Progressing  progressing  RolloutInProgress
     held: NoData, manual, gate    Paused       progressing  the pause reason
     held after failure/deadline   Degraded     stalled      AnalysisFailed / Deadline…
+    promoting (stable rolling)    Progressing  progressing  Promoting / RollingBack
+    promoting past the deadline   Degraded     stalled      ProgressDeadlineExceeded
     aborted (rolled back)         Degraded     stalled      the rollback reason
     ============================  ===========  ===========  ===========================
 
@@ -343,6 +346,11 @@ def summarize(state: RolloutState, policy: Policy, *, spec_model: str | None = N
         return Summary(
             "Healthy", ReadinessState.CURRENT, "Succeeded", f"{state.stable} serving 100%"
         )
+    if state.stage == Stage.PROMOTING:
+        if state.pause is not None:
+            return Summary("Degraded", ReadinessState.STALLED, state.pause, state.message)
+        reason = "RollingBack" if state.reverting else "Promoting"
+        return Summary("Progressing", ReadinessState.PROGRESSING, reason, state.message)
     if state.stage == Stage.ABORTED:
         message = state.message or f"rollout of {state.target} aborted"
         return Summary("Degraded", ReadinessState.STALLED, state.reason or "RolledBack", message)
@@ -485,6 +493,7 @@ def write_status(
             if state.drain_slot is not None
             else None
         ),
+        previous=state.previous,
     )
     return base.model_copy(
         update={
@@ -495,7 +504,9 @@ def write_status(
             "phase": summary.phase,
             "message": state.message if state.message else summary.message,
             "stable_model": state.stable,
-            "canary_model": state.target if state.stage == Stage.CANARY else None,
+            "canary_model": (
+                state.target if state.stage in (Stage.CANARY, Stage.PROMOTING) else None
+            ),
             "shadow_model": state.target if state.stage == Stage.SHADOW else None,
             "canary_weight": state.weight,
             "current_step": state.step,

@@ -138,6 +138,46 @@ def model_pending(model: Model, error: OperatorError, now: datetime) -> ModelSta
     )
 
 
+def _count(fields: Mapping[str, object], key: str) -> int:
+    value = fields.get(key, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+
+def rolled_out_model(child: Mapping[str, object] | None) -> str | None:
+    """The Model an apps/v1 child Deployment is fully rolled out and ready on, else None.
+
+    The readiness fact ``rollout.step(rolled_out=...)`` needs while ``Promoting``: the
+    Deployment controller has seen the latest spec (``status.observedGeneration >=
+    metadata.generation``), every pod runs the current template and is ready (``updatedReplicas
+    == replicas == readyReplicas == spec.replicas``: no old pod left), and that template runs the
+    Model its ``driftline.dev/model`` pod label names. Anything missing or malformed reads as
+    "not rolled out" (the promotion waits; ``progressDeadline`` bounds the wait).
+
+    Args:
+        child: the child Deployment as read from the API (None when it does not exist).
+
+    Returns:
+        The Model name, or None while it rolls (or cannot be told).
+    """
+    if child is None:
+        return None
+    meta, spec, st = child.get("metadata"), child.get("spec"), child.get("status")
+    if not (isinstance(meta, Mapping) and isinstance(spec, Mapping) and isinstance(st, Mapping)):
+        return None
+    generation, observed = _count(meta, "generation"), _count(st, "observedGeneration")
+    if generation < 0 or observed < generation:
+        return None
+    want = _count(spec, "replicas") if "replicas" in spec else 1
+    counts = {_count(st, k) for k in ("replicas", "updatedReplicas", "readyReplicas")}
+    if want < 0 or counts != {want}:
+        return None
+    template = spec.get("template")
+    tmeta = template.get("metadata") if isinstance(template, Mapping) else None
+    labels = tmeta.get("labels") if isinstance(tmeta, Mapping) else None
+    model = labels.get(names.LABEL_MODEL) if isinstance(labels, Mapping) else None
+    return model if isinstance(model, str) and model else None
+
+
 def _desired_replicas(topology: Topology, role: str) -> int:
     variant = topology.variant(role)  # type: ignore[arg-type]
     if variant is None:

@@ -92,14 +92,25 @@ def patch_spec(plural: str, name: str, spec: dict[str, Any]) -> None:
     )
 
 
+def rolled_out_status(obj: dict[str, Any]) -> dict[str, int]:
+    """An apps/v1 status after a finished rollout: the latest spec seen, every pod updated, ready."""
+    want = int(obj["spec"].get("replicas", 1))
+    return {
+        "observedGeneration": int(obj["metadata"].get("generation", 1)),
+        "replicas": want,
+        "updatedReplicas": want,
+        "readyReplicas": want,
+    }
+
+
 def mark_ready(k8s: KMockThread) -> list[str]:
     """Stand in for the Deployment controller: every child Deployment reports all pods ready."""
     api = kubernetes.client.AppsV1Api()
     done = []
     for name, obj in k8s.objects(APPS, NS).items():
-        want = obj["spec"].get("replicas", 1)
-        if (obj.get("status") or {}).get("readyReplicas") != want:
-            api.patch_namespaced_deployment_status(name, NS, {"status": {"readyReplicas": want}})
+        status = rolled_out_status(obj)
+        if {k: (obj.get("status") or {}).get(k) for k in status} != status:
+            api.patch_namespaced_deployment_status(name, NS, {"status": status})
             done.append(name)
     return done
 
@@ -231,7 +242,11 @@ async def test_spec_changes_reach_the_children(k8s: KMockThread, tmp_path: Path)
         sha2 = write_model(tmp_path / "m2.onnx", 2.0)
         create(names.MODEL.plural, model_body("tiny-v1", tmp_path / "m1.onnx", sha1))
         create(names.MODEL.plural, model_body("tiny-v2", tmp_path / "m2.onnx", sha2, "v2"))
-        create(names.DEPLOYMENT.plural, deployment_body("tiny-v1", replicas=1))
+        # drain 1s: at promotion the stable Deployment rolls 1s after the canary took 100%
+        create(
+            names.DEPLOYMENT.plural,
+            deployment_body("tiny-v1", replicas=1, rollout={"drain": "1s"}),
+        )
         await aeventually(lambda: "tiny-stable" in k8s.objects(APPS, NS), what="stable child")
         patch_spec(names.DEPLOYMENT.plural, "tiny", {"replicas": 3})
         await aeventually(
@@ -278,21 +293,41 @@ async def test_spec_changes_reach_the_children(k8s: KMockThread, tmp_path: Path)
             "tiny",
             rollout.command_patch(command),
         )
+        # Promoting: the canary takes 100% while <dep>-stable rolls to v2; it stays so until
+        # the stable Deployment reports a finished rollout on v2.
+        promoting = await aeventually(
+            lambda: (
+                (s := status_of(k8s, DEPLOYS, "tiny")).get("rollout", {}).get("stage")
+                == "Promoting"
+                and k8s.objects(APPS, NS)["tiny-stable"]["spec"]["template"]["metadata"][
+                    "labels"
+                ][names.LABEL_MODEL]
+                == "tiny-v2"
+                and s
+            ),
+            what="promoting",
+        )
+        assert (promoting["canaryModel"], promoting["canaryWeight"]) == ("tiny-v2", 100)
+        assert promoting["phase"] == "Progressing"
+        table = json.loads(
+            k8s.objects("v1/configmaps", NS)["tiny-routes"]["data"][names.ROUTE_TABLE_KEY]
+        )
+        assert (table["stable"]["weight"], table["canary"]["weight"]) == (0, 100)
+        mark_ready(k8s)  # the Deployment controller finishes rolling tiny-stable onto v2
         promoted = await aeventually(
             lambda: (
                 status_of(k8s, DEPLOYS, "tiny").get("stableModel") == "tiny-v2"
+                and "canaryModel" not in status_of(k8s, DEPLOYS, "tiny")
                 and status_of(k8s, DEPLOYS, "tiny")
             ),
             what="promoted",
         )
-        assert "canaryModel" not in promoted
-        await aeventually(
-            lambda: (
-                k8s.objects(APPS, NS)["tiny-stable"]["metadata"]["labels"][names.LABEL_MODEL]
-                == "tiny-v2"
-            ),
-            what="stable on v2",
+        assert promoted["phase"] == "Healthy"
+        table = json.loads(
+            k8s.objects("v1/configmaps", NS)["tiny-routes"]["data"][names.ROUTE_TABLE_KEY]
         )
+        assert table["stable"]["weight"] == 100
+        assert table["stable"]["model_version"] == "tiny-v2"
         actions = [h["action"] for h in status_of(k8s, DEPLOYS, "tiny")["history"]]
         assert "RolloutStarted" in actions and "Promoted" in actions
 

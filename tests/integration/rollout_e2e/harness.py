@@ -11,10 +11,14 @@ Parts (each stopped by the test that started it; every process by its pid):
   one the operator stored in the Model's ConfigMap, when the pod template mounts it (the
   kubelet's ConfigMap volume); else the one the fixture built. Pairs are
   keyed by the rendered env, so a changed template (a promotion) gets a new pair, as new pods.
-- ``Kubelet``: a thread that plays kubelet, endpoints controller and the ConfigMap volume: it starts
-  pairs for the variant Deployments the operator writes, reports ``readyReplicas`` once the
-  server's ``/v2/health/ready`` answers 200, starts the router once the route-table ConfigMap
-  exists and pushes every new table to it (admin ``PUT /table``), with each variant Service
+- ``Kubelet``: a thread that plays kubelet, Deployment controller, endpoints controller and the
+  ConfigMap volume: it starts pairs for the variant Deployments the operator writes, reports the
+  apps/v1 status (``observedGeneration``, ``replicas``, ``updatedReplicas``, ``readyReplicas``:
+  a changed template is a rolling update, its old pod serving and counted until the new one
+  answers ``/v2/health/ready`` with 200), records every moment the router sent stable traffic
+  to a stable Deployment in the middle of such a roll (``half_updated``), starts the router
+  once the route-table ConfigMap exists and pushes every new table to it (admin ``PUT
+  /table``), with each variant Service
   replaced by the ready pair's URL. A variant with no ready pod gets an address nothing listens
   on: a ClusterIP Service without endpoints refuses connections too.
 - ``LoadLoop``: OIP requests (``tritonclient.http``, the real client) with rows of the
@@ -288,7 +292,12 @@ class Kubelet:
         """Every route table the operator wrote, in order (as written, before translation)."""
         self.pushed: list[dict[str, Any]] = []
         self.variants: dict[str, Pair] = {}
-        """Variant Deployment name -> the pair running its current template."""
+        """Variant Deployment name -> the pair serving it (the old one while it rolls)."""
+        self.half_updated: list[str] = []
+        """Each moment the router's table gave stable traffic while ``<dep>-stable`` rolled."""
+        self.stable_rolls = 0
+        """Template changes of ``<dep>-stable`` seen (rolling updates started)."""
+        self._templates: dict[str, str] = {}
         self.error: BaseException | None = None
         self._dead = f"127.0.0.1:{procs.free_port()}"
         self._stop = threading.Event()
@@ -326,6 +335,7 @@ class Kubelet:
     def tick(self) -> None:
         deployments = self.k8s.objects(APPS, NS)
         router_name = names.router_name(self.deployment)
+        rolling: set[str] = set()
         for name, obj in deployments.items():
             if name == router_name:
                 continue
@@ -340,12 +350,15 @@ class Kubelet:
                 container_env(template, "monitor"),
                 profile if isinstance(profile, str) else None,
             )
-            if pair.poll_ready(self._http):
-                self.variants[name] = pair
-                self._report_ready(name, obj)
-            elif name not in self.variants:
+            if self._templates.get(name) not in (None, pair.key):
+                self.stable_rolls += name == names.variant_name(self.deployment, "stable")
+            self._templates[name] = pair.key
+            if pair.poll_ready(self._http) or name not in self.variants:
                 self.variants[name] = pair
             # else: a rolling update; the old pod serves until the new one is ready.
+            if self.variants[name] is not pair:
+                rolling.add(name)
+            self._report_status(name, obj, self.variants[name] is pair and pair.ready)
         for gone in set(self.variants) - set(deployments):
             del self.variants[gone]
         cm = self.k8s.objects("v1/configmaps", NS).get(names.route_table_name(self.deployment))
@@ -367,16 +380,32 @@ class Kubelet:
             answer = self._http.put(admin, content=json.dumps(pushed))
             assert answer.status_code == 200, answer.text
             self.pushed.append(pushed)
+        stable = names.variant_name(self.deployment, "stable")
+        weight = self.pushed[-1]["stable"].get("weight", 0) if self.pushed else 0
+        if stable in rolling and weight > 0:
+            serving = self.variants[stable].model
+            self.half_updated.append(
+                f"table v{table.get('version')}: stable weight {weight} "
+                f"({table['stable'].get('model_version')}) while {stable} rolls, {serving} serving"
+            )
         router = deployments.get(router_name)
         if router is not None:
-            self._report_ready(router_name, router)
+            self._report_status(router_name, router, True)
 
-    def _report_ready(self, name: str, obj: dict[str, Any]) -> None:
-        want = obj["spec"].get("replicas", 1)
-        if (obj.get("status") or {}).get("readyReplicas") != want:
-            self._apps.patch_namespaced_deployment_status(
-                name, NS, {"status": {"readyReplicas": want, "replicas": want}}
-            )
+    def _report_status(self, name: str, obj: dict[str, Any], rolled_out: bool) -> None:
+        """The Deployment controller's status: rolled out, or mid-roll (an old pod still
+        counted and serving, the new one created, not ready), or new and not ready yet."""
+        want = int(obj["spec"].get("replicas", 1))
+        generation = int(obj["metadata"].get("generation", 1))
+        if rolled_out:
+            status = {"replicas": want, "updatedReplicas": want, "readyReplicas": want}
+        elif name in self.variants and self.variants[name].ready:  # old pod serves
+            status = {"replicas": want + 1, "updatedReplicas": want, "readyReplicas": 1}
+        else:
+            status = {"replicas": want, "updatedReplicas": want, "readyReplicas": 0}
+        status["observedGeneration"] = generation
+        if {k: (obj.get("status") or {}).get(k) for k in status} != status:
+            self._apps.patch_namespaced_deployment_status(name, NS, {"status": status})
 
     def translate(self, table: dict[str, Any]) -> dict[str, Any]:
         """The operator's table with each variant Service replaced by its ready pod's address."""

@@ -9,7 +9,9 @@ requests (tritonclient) through the router the whole time.
 
 We test:
 - a good model (quickstart v2) is promoted step by step: the route tables and status walk
-  25 -> 50 -> 100, then v2 is stable with 100% and the canary is gone;
+  25 -> 50 -> 100, then Promoting: the canary keeps 100% while ``churn-stable`` rolls to v2, and
+  the router never gives stable traffic to ``churn-stable`` in the middle of that roll; then v2
+  is stable with 100% (on pods of the new template) and the canary Deployment is removed;
 - a model that fails on real rows (500s) is rolled back for its error rate;
 - a slow model is rolled back for its p99 latency;
 - a model whose monitor sees the traffic drift from its reference is rolled back for drift;
@@ -62,6 +64,7 @@ pytestmark = [
 NS = harness.NS
 DEP = "churn"
 DEPLOYS = names.DEPLOYMENT.resource
+APPS = harness.APPS
 MODELS = names.MODEL.resource
 STEPS = [
     {"weight": 25, "pause": "1s"},
@@ -209,6 +212,8 @@ def test_a_good_model_is_promoted_step_by_step(
         assert ("RolloutStarted", "churn-v2") in actions
         assert actions.count(("StepAdvanced", "churn-v2")) >= 2
         assert ("Promoted", "churn-v2") in actions
+        promoting = actions.index(("PromotionStarted", "churn-v2"))
+        assert promoting < actions.index(("Promoted", "churn-v2"))
         assert not any(a in ("RolledBack", "Aborted") for a, _ in actions)
         # The router was given the operator's tables in order: canary weights as in status.
         # The first one holds the canary at 0 (no ready pod of it can exist yet).
@@ -225,6 +230,14 @@ def test_a_good_model_is_promoted_step_by_step(
             ),
         )
         assert final_table["stable"]["weight"] == 100
+        # The stable ends on the new model's pods; the canary Deployment is drained and pruned.
+        stable, canary = names.variant_name(DEP, "stable"), names.variant_name(DEP, "canary")
+        env.wait("the canary Deployment removed", lambda: canary not in env.k8s.objects(APPS, NS))
+        # The stable Deployment did roll (v1 -> v2), and never while it had stable traffic.
+        assert env.kubelet.stable_rolls >= 1
+        assert env.kubelet.half_updated == [], env.kubelet.half_updated
+        serving = env.kubelet.variants[stable]
+        assert (serving.model, serving.ready) == ("churn-v2", True)
         ok_before = env.load.ok
         env.wait("requests still answered", lambda: env.load.ok >= ok_before + 20, 20)
         # Analysis numbers came from the real router: every promotion step saw samples.

@@ -76,6 +76,16 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
         {"model": "churn-v2", "rollout": {"shadow": {"percent": 50}}, "monitor": {"window": 5000}},
         {"stableModel": "churn-v1", "shadowModel": "churn-v2"},
     ),
+    # Promoting: the canary (v2) takes all traffic while the stable Deployment rolls to v2.
+    "promoting": (
+        {"model": "churn-v2", "replicas": 4},
+        {
+            "stableModel": "churn-v2",
+            "canaryModel": "churn-v2",
+            "canaryWeight": 100,
+            "rollout": {"stage": "Promoting", "target": "churn-v2", "previous": "churn-v1"},
+        },
+    ),
 }
 
 
@@ -165,6 +175,19 @@ def test_route_table_mirrors_to_the_shadow() -> None:
     assert table["shadow"]["mirror_percent"] == 50
     assert "weight" not in table["shadow"]
     assert table["stable"]["weight"] == 100
+
+
+def test_promoting_routes_everything_to_the_canary_and_rolls_the_stable_pods() -> None:
+    table = _table("promoting")
+    assert (table["stable"]["weight"], table["canary"]["weight"]) == (0, 100)
+    assert table["stable"]["model_version"] == table["canary"]["model_version"] == "churn-v2"
+    deployments = {
+        m["metadata"]["name"]: m for m in render("promoting") if m["kind"] == "Deployment"
+    }
+    for name in ("churn-stable", "churn-canary"):  # both at full size on the new model
+        spec = deployments[name]["spec"]
+        assert spec["replicas"] == 4
+        assert spec["template"]["metadata"]["labels"][names.LABEL_MODEL] == "churn-v2"
 
 
 def test_route_table_version_changes_with_content() -> None:

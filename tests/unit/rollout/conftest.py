@@ -75,6 +75,8 @@ class Sim:
     annotation: Command | None = None
     log: list[tuple[float, Decision]] = field(default_factory=list)
     ticks: list[AnalysisResult] = field(default_factory=list)
+    rolled_out: dict[str, str] | None = None
+    """The edge's readiness fact (``step(rolled_out=...)``); None: promotion completes at once."""
 
     @property
     def t(self) -> float:
@@ -100,11 +102,24 @@ class Sim:
         stored = state_from_status(self.status, self.policy)
         assert stored == self.state, "the status must store the whole state"
         commands = [self.annotation] if self.annotation else []
+        fact = self.rolled_out
         nxt, decisions = step(
-            stored, self.policy, self.desired, now=self.now, analysis=result, commands=commands
+            stored,
+            self.policy,
+            self.desired,
+            now=self.now,
+            analysis=result,
+            commands=commands,
+            rolled_out=fact,
         )
         again, repeated = step(
-            nxt, self.policy, self.desired, now=self.now, analysis=result, commands=commands
+            nxt,
+            self.policy,
+            self.desired,
+            now=self.now,
+            analysis=result,
+            commands=commands,
+            rolled_out=fact,
         )
         assert (again, repeated) == (nxt, ()), "re-running a step must change nothing"
         status = write_status(self.status, nxt, decisions, self.policy, now=self.now, generation=1)

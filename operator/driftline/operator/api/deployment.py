@@ -485,6 +485,7 @@ class HistoryEntry(ApiModel):
         "StepAdvanced",
         "Paused",
         "Resumed",
+        "PromotionStarted",
         "Promoted",
         "RolledBack",
         "Aborted",
@@ -525,8 +526,9 @@ class RolloutRecord(ApiModel):
     ``message``; this is for the machine.
     """
 
-    stage: Literal["Idle", "Shadow", "Canary", "Aborted"] = "Idle"
-    """Where the rollout is: ``Idle`` (only stable serves), ``Shadow``, ``Canary`` or ``Aborted``
+    stage: Literal["Idle", "Shadow", "Canary", "Promoting", "Aborted"] = "Idle"
+    """Where the rollout is: ``Idle`` (only stable serves), ``Shadow``, ``Canary``, ``Promoting``
+    (the canary serves 100% while the stable variant rolls to the promoted Model) or ``Aborted``
     (rolled back; stays until ``spec.model`` changes, ``retry`` or ``promote``)."""
 
     target: str | None = None
@@ -556,6 +558,10 @@ class RolloutRecord(ApiModel):
 
     drain_slot: DrainSlot | None = None
     """The variant (``canary`` or ``shadow``) kept at weight 0 until ``drainUntil``."""
+
+    previous: str | None = None
+    """While ``Promoting``: the Model the stable variant ran before the promotion (an abort rolls
+    the stable variant back to it)."""
 
 
 class DeploymentStatus(StatusBase):

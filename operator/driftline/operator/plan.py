@@ -15,6 +15,10 @@ Rules:
   and the shadow's to its mirror percent (``ceil``, at least one pod): a 10% canary of a
   2..20-pod HPA scales within 1..2. Each variant gets its own HPA, so a canary leak never inflates
   the stable fleet.
+- Promotion (``Promoting`` in status): ``stableModel`` is what ``<dep>-stable`` must run (the old
+  Model while the canary's 100% drains it, then the new one, or the old one again after an
+  abort) at weight 0 and full size; the canary takes 100% at full size. Nothing special here:
+  the rollout state machine writes those fields, the plan renders them as for any weight.
 - Drain: when a rollout ends (promotion, rollback, abort, revert, supersede) the slot that carried
   the target (``<dep>-canary`` or ``<dep>-shadow``) loses its traffic but stays rendered, at
   weight 0 (mirror 0) and at the size it had, while ``status.rollout.drainSlot`` names it: requests

@@ -12,18 +12,15 @@ then data in Prometheus) and stopped by pid.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 import httpx
-import orjson
 import pytest
 import yaml
+from real_router_env import CANARY, REQUESTS, STABLE, procs, send_requests, start_upstreams
 
 from driftline.operator.analysis import Measurements, Target, Thresholds, judge
 from driftline.operator.analysis_prometheus import PrometheusProvider
@@ -31,28 +28,7 @@ from driftline.operator.analysis_prometheus import PrometheusProvider
 pytestmark = pytest.mark.integration
 
 PROMETHEUS = Path(__file__).resolve().parents[3] / ".tools" / "prometheus"
-REQUESTS = 200
-"""Requests sent through the router: bounded, ~100 per variant at 50/50."""
 DATA_DEADLINE_S = 30.0
-INFER = "/v2/models/churn/infer"
-BODY = orjson.dumps(
-    {"id": "r", "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [0.1] * 3}]}
-)
-CANARY = Target("default", "churn", "canary", "churn-v2")
-STABLE = Target("default", "churn", "stable", "churn-v1")
-
-
-def _load_procs() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "router" / "procs.py"
-    spec = importlib.util.spec_from_file_location("driftline_router_test_procs", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building
-    spec.loader.exec_module(module)
-    return module
-
-
-procs = _load_procs()
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +36,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not PROMETHEUS.exists():
         pytest.skip(f"{PROMETHEUS} is missing: run `make .tools/prometheus` (make test does)")
     logdir = tmp_path_factory.mktemp("prom-analysis")
-    stable = procs.start_fake(logdir, "stable", "--version", "1", "--label", "0")
-    canary = procs.start_fake(logdir, "canary", "--version", "2", "--status", "500")
-    table = {
-        "version": 1,
-        "stable": {"model_version": "churn-v1", "weight": 50, "endpoints": [stable.url]},
-        "canary": {"model_version": "churn-v2", "weight": 50, "endpoints": [canary.url]},
-    }
-    (logdir / "table.yaml").write_text(yaml.safe_dump(table))
+    stable, canary, path = start_upstreams(logdir)
     with procs.running(stable, canary):
-        router = procs.start_router(logdir, logdir / "table.yaml")
+        router = procs.start_router(logdir, path)
         with procs.running(router):
             config = {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -100,12 +69,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server = procs.start("prometheus", args, port, logdir, "/-/ready")
             with procs.running(server):
                 _wait_for_a_scrape(server.url)  # the zero counters are in before traffic
-                with httpx.Client(base_url=router.url, timeout=5.0) as client:
-                    for i in range(REQUESTS):
-                        client.post(
-                            INFER, content=BODY, headers={"content-type": "application/json"}
-                        )
-                        assert i < REQUESTS  # bounded loop
+                send_requests(router.url)
                 yield server.url
 
 

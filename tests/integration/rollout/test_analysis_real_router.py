@@ -5,24 +5,20 @@ stable's request, error and latency numbers; a canary answering 500 is judged ``
 and the state machine rolls it back with that reason; a dead router is no data, not a crash; the
 paths the provider reads are the ones the router and the monitor serve.
 
-Processes are started with the router tests' helpers (``tests/integration/router/procs.py``,
-loaded by path), waited for with a deadline and stopped by pid.
+Processes are started with the router tests' helpers (through ``real_router_env``, shared with
+the Prometheus test), waited for with a deadline and stopped by pid.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 
 import httpx
-import orjson
 import pytest
-import yaml
+from real_router_env import CANARY, REQUESTS, STABLE, procs, send_requests, start_upstreams
 
 from driftline.operator import analysis_http, rollout
 from driftline.operator.analysis import Measurements, Target, Thresholds, judge
@@ -30,48 +26,15 @@ from driftline.operator.analysis_http import Endpoints, HttpProvider
 
 pytestmark = pytest.mark.integration
 
-REQUESTS = 200
-"""Requests sent through the router: bounded, ~100 per variant at 50/50."""
-INFER = "/v2/models/churn/infer"
-BODY = orjson.dumps(
-    {"id": "r", "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [0.1] * 3}]}
-)
-CANARY = Target("default", "churn", "canary", "churn-v2")
-STABLE = Target("default", "churn", "stable", "churn-v1")
-
-
-def _load_procs() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "router" / "procs.py"
-    spec = importlib.util.spec_from_file_location("driftline_router_test_procs", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building
-    spec.loader.exec_module(module)
-    return module
-
-
-procs = _load_procs()
-
 
 @pytest.fixture(scope="module")
 def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     logdir = tmp_path_factory.mktemp("rollout-router")
-    stable = procs.start_fake(logdir, "stable", "--version", "1", "--label", "0")
-    canary = procs.start_fake(logdir, "canary", "--version", "2", "--status", "500")
-    table = {
-        "version": 1,
-        "stable": {"model_version": "churn-v1", "weight": 50, "endpoints": [stable.url]},
-        "canary": {"model_version": "churn-v2", "weight": 50, "endpoints": [canary.url]},
-    }
-    path = logdir / "table.yaml"
-    path.write_text(yaml.safe_dump(table))
+    stable, canary, path = start_upstreams(logdir)
     with procs.running(stable, canary):
         proc = procs.start_router(logdir, path)
         with procs.running(proc):
-            with httpx.Client(base_url=proc.url, timeout=5.0) as client:
-                for i in range(REQUESTS):
-                    client.post(INFER, content=BODY, headers={"content-type": "application/json"})
-                    assert i < REQUESTS  # bounded loop
+            send_requests(proc.url)
             yield proc.url
 
 

@@ -93,7 +93,7 @@ def patch_spec(plural: str, name: str, spec: dict[str, Any]) -> None:
 
 
 def rolled_out_status(obj: dict[str, Any]) -> dict[str, int]:
-    """An apps/v1 status after a finished rollout: the latest spec seen, every pod updated, ready."""
+    """An apps/v1 status after a finished rollout: latest spec seen, every pod updated, ready."""
     want = int(obj["spec"].get("replicas", 1))
     return {
         "observedGeneration": int(obj["metadata"].get("generation", 1)),

@@ -103,6 +103,12 @@ def rolled_out_status(obj: dict[str, Any]) -> dict[str, int]:
     }
 
 
+def stable_template_model(k8s: KMockThread) -> str:
+    """The Model the pod template of ``tiny-stable`` runs."""
+    template = k8s.objects(APPS, NS)["tiny-stable"]["spec"]["template"]
+    return str(template["metadata"]["labels"][names.LABEL_MODEL])
+
+
 def mark_ready(k8s: KMockThread) -> list[str]:
     """Stand in for the Deployment controller: every child Deployment reports all pods ready."""
     api = kubernetes.client.AppsV1Api()
@@ -299,10 +305,7 @@ async def test_spec_changes_reach_the_children(k8s: KMockThread, tmp_path: Path)
             lambda: (
                 (s := status_of(k8s, DEPLOYS, "tiny")).get("rollout", {}).get("stage")
                 == "Promoting"
-                and k8s.objects(APPS, NS)["tiny-stable"]["spec"]["template"]["metadata"][
-                    "labels"
-                ][names.LABEL_MODEL]
-                == "tiny-v2"
+                and stable_template_model(k8s) == "tiny-v2"
                 and s
             ),
             what="promoting",

@@ -1,8 +1,9 @@
 """The resync timer acts on a rollout's own schedule, not on the resync grid.
 
 With ``resync_interval`` 30 s, a canary step of 1 s (analysis interval 1 s, ``noData: pass``: the
-analysis sources are unreachable here) must be promoted within seconds: before ``cadence``, each
-step waited for the next 30-second resync.
+analysis sources are unreachable here) must reach ``Promoting`` within seconds (before
+``cadence``, each step waited for the next 30-second resync), and the promotion must end within
+seconds of the stable Deployment's rollout.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ async def test_a_canary_step_advances_at_its_interval_not_at_the_resync(
         rollout = {
             "steps": [{"weight": 50, "pause": "1s"}, {"weight": 100, "pause": "1s"}],
             "analysis": {"interval": "1s", "noData": "pass"},
+            "drain": "1s",
         }
         create(names.DEPLOYMENT.plural, deployment_body("tiny-v1", replicas=1, rollout=rollout))
         await aeventually(lambda: mark_ready(k8s) or True, timeout=5)
@@ -99,9 +101,23 @@ async def test_a_canary_step_advances_at_its_interval_not_at_the_resync(
         started = time.monotonic()
         patch_spec(names.DEPLOYMENT.plural, "tiny", {"model": "tiny-v2"})
         await aeventually(
-            lambda: status_of(k8s, DEPLOYS, "tiny").get("stableModel") == "tiny-v2",
+            lambda: (
+                (status_of(k8s, DEPLOYS, "tiny").get("rollout") or {}).get("stage") == "Promoting"
+            ),
             timeout=RESYNC_S - 5,
-            what="promoted before the first resync",
+            what="promoting before the first resync",
         )
         took = time.monotonic() - started
         assert 2.0 <= took < 15.0, took  # two 1-second steps, not two 30-second resyncs
+        # Promoting polls the stable Deployment's rollout (at most every interval): once the
+        # Deployment controller (this test) reports it rolled out on v2, the promotion ends.
+        await aeventually(
+            lambda: (
+                mark_ready(k8s) is not None
+                and (s := status_of(k8s, DEPLOYS, "tiny")).get("stableModel") == "tiny-v2"
+                and not s.get("canaryModel")
+            ),
+            timeout=RESYNC_S - 5,
+            what="promoted before the first resync",
+        )
+        assert time.monotonic() - started < 20.0

@@ -13,8 +13,9 @@ operator's API requests; its reads go straight to the emulator's memory (no HTTP
 Scenarios (each group with a fresh emulator and operator process):
 
 - ``rollout`` (operator resync 15 s, the default): a good rollout with 3 steps, ``pause`` =
-  ``interval`` = 2 s: spec.model changed -> each step's weight in status -> promoted
-  (``stableModel`` is the new Model). Overhead = total - the configured holds; per step too;
+  ``interval`` = 2 s, ``drain`` 0 s: spec.model changed -> each step's weight in status ->
+  promoted (``stableModel`` is the new Model and no canary: ``Promoting`` ended on the stand-in
+  controller's rolled-out status of ``<dep>-stable``). Overhead = total - the configured holds; per step too;
 - ``breach`` (same operator): a rollout holds at weight 20 % (pause 10 min, interval 5 s,
   failureLimit 0); after a passing tick, at a spread of phases within the interval, the fake stats
   flip to a 10 % error rate; measured flip -> ``status.canaryWeight`` 0 and flip -> the
@@ -398,6 +399,9 @@ async def rollout_once(cluster: Cluster, name: str) -> dict[str, Any]:
         "rollout": {
             "steps": [{"weight": w, "pause": f"{ROLLOUT_PAUSE_S:g}s"} for w in ROLLOUT_WEIGHTS],
             "analysis": {"interval": f"{ROLLOUT_INTERVAL_S:g}s", "minSamples": 50},
+            # Promoting: the stable rolls at once (no traffic drain to wait for), and the
+            # promotion ends once the stand-in controller reports it rolled out.
+            "drain": "0s",
         },
     }
     await healthy_deployment(cluster, name, spec)
@@ -410,7 +414,7 @@ async def rollout_once(cluster: Cluster, name: str) -> dict[str, Any]:
         w = int(st.get("canaryWeight") or 0)
         if st.get("canaryModel") == "tiny-v2" and w in ROLLOUT_WEIGHTS and w not in seen:
             seen[w] = time.perf_counter() - t0
-        return st.get("stableModel") == "tiny-v2"
+        return st.get("stableModel") == "tiny-v2" and not st.get("canaryModel")
 
     total = await wait_for(progress, 120, f"{name} promoted", every=0.005)
     marks = [seen.get(w) for w in ROLLOUT_WEIGHTS]

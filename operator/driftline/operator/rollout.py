@@ -114,7 +114,7 @@ PAUSE_ANALYSIS_FAILED: Final = "AnalysisFailed"
 PAUSE_DEADLINE: Final = "ProgressDeadlineExceeded"
 """``onFailure: pause`` and the progress deadline passed; the weight is held for a human."""
 
-PROMOTE_POLL_S: Final = 2.0
+PROMOTE_POLL_S: Final = 1.0
 """Longest wait between two readiness checks of the stable slot while ``Promoting`` (never more
 than one analysis interval): the promotion ends about this soon after the stable is ready."""
 

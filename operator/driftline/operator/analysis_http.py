@@ -28,35 +28,63 @@ where ``resolve(target)`` returns the base URLs, directly or as an awaitable (th
 the ready pods' IPs through the API, local mode returns its own ports).
 
 Several pods: counts (requests, errors, rows, labelled samples, prediction counts) add up; p50,
-agreement and performance are sample-weighted means; p99 and the drift score take the worst pod
-(``analysis.combine``). The worst pod's drift share, not a mean, is a deliberate, conservative
-choice: shares of drifted features cannot be averaged into the share of the merged window, and a
-mean would let one drifting pod (e.g. the users a sticky header pins to it) hide behind healthy
-ones. The exact answer is to merge the pods' window state (``GET /v1/window``: counts over the
-reference bin edges) and judge it once against the Model's reference profile; the operator does
-not hold the profile yet, so that is not done.
+agreement and performance are sample-weighted means; p99 takes the worst pod (``analysis.combine``).
+
+Drift across pods (the fleet's verdict, not the worst pod's): with a ``drift`` source (the
+operator passes one that reads the Model's profile ConfigMap and the DriftMonitor of the
+Deployment), the provider also fetches ``GET <monitor>/v1/window`` from every monitor of the
+variant, sums the pods' counts over the reference bins
+(``driftline.serving.monitor.state.merge_variant_windows``: exact, the counts of the
+concatenated rows) and judges the merged window once with the sidecars' own engine and the
+DriftMonitor's tests, thresholds, correction and ``minSamples`` (:func:`fleet_decision`). The
+drift score is that verdict's share of drifted features over the merged rows; a merged window
+below ``minSamples`` gives no score (the judge says ``inconclusive``: "not enough data" is never
+"no drift"). A pod whose window document is unreachable, malformed, counted over another profile
+version or from another model version is skipped, counted by reason and logged, never fatal.
+Without a drift source, or when the Model has no stored profile, the drift score falls back to
+the worst pod's verdict share (conservative: shares of drifted features cannot be averaged).
+The Prometheus provider (``analysis_prometheus``) keeps the worst pod's score: Prometheus holds
+the pods' verdicts, not their counts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from driftline.operator.analysis import Measurements, Target, combine
+from driftline.operator.api.driftmonitor import DriftMonitorSpec
+from driftline.operator.render.monitoring import drift_flags
+from driftline.serving.drift.decide import (
+    DEFAULT_THRESHOLDS,
+    Correction,
+    DecisionConfig,
+    Rule,
+    Status,
+)
+from driftline.serving.drift.profile import Profile
+from driftline.serving.monitor.settings import MonitorSettings
+from driftline.serving.monitor.state import MergedWindow, judge, merge_variant_windows
 
 __all__ = [
+    "DriftSource",
     "Endpoints",
+    "FleetDrift",
+    "FleetDriftResult",
     "HttpProvider",
     "MonitorVerdictDoc",
     "Resolver",
     "RouterStatsDoc",
+    "fleet_decision",
+    "fleet_drift",
     "measurements_from_monitor",
     "measurements_from_router",
 ]
@@ -67,6 +95,10 @@ STATS_PATH: Final = "/stats"
 """The router's JSON stats endpoint (public and admin port)."""
 VERDICT_PATH: Final = "/v1/verdict"
 """The monitor sidecar's JSON verdict endpoint."""
+WINDOW_PATH: Final = "/v1/window"
+"""The monitor sidecar's mergeable window state."""
+SKIP_UNREACHABLE: Final = "unreachable"
+"""Skip reason of a pod whose window document could not be read (down, non-200, not JSON)."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +274,114 @@ def measurements_from_monitor(doc: MonitorVerdictDoc, target: Target) -> Measure
     )
 
 
+# ------------------------------------------------------------------------------- fleet drift
+
+
+@dataclass(frozen=True)
+class FleetDrift:
+    """What judging a variant's merged window needs.
+
+    Attributes:
+        profile: the Model's reference profile (the one its sidecars count over).
+        decision: the tests and thresholds the sidecars apply (:func:`fleet_decision`).
+    """
+
+    profile: Profile
+    decision: DecisionConfig
+
+
+DriftSource = Callable[[Target], Awaitable[FleetDrift | None]]
+"""Finds the profile and decision config of a variant; None when it has no profile (then the
+drift score falls back to the worst pod's)."""
+
+
+@dataclass(frozen=True)
+class FleetDriftResult:
+    """The fleet's drift over one variant's pods.
+
+    Attributes:
+        score: share of drifted features of the merged window; None when no pod contributed or
+            the merged window is below ``minSamples`` (not enough data).
+        rows: rows in the merged window.
+        status: the merged verdict's status (None when no pod contributed).
+        pods: pods whose counts were merged.
+        skipped: pods skipped, by reason.
+    """
+
+    score: float | None
+    rows: int
+    status: Status | None
+    pods: int
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+
+def _setting_default(name: str) -> object:
+    return MonitorSettings.model_fields[name].default
+
+
+def fleet_decision(drift: DriftMonitorSpec | None, profile: Profile) -> DecisionConfig:
+    """The decision config a variant's sidecars run with, rebuilt from the flags they get (pure).
+
+    The same mapping as the sidecar's environment (``render.monitoring.drift_flags``) and the
+    monitor's own defaults (``MonitorSettings``), so the merged window is judged exactly as one
+    sidecar would judge it; prediction features are the profile's output-sourced ones, as in
+    ``driftline.serving.monitor.run.monitor_config``.
+    """
+    flags = {
+        k.removeprefix("DRIFTLINE_MONITOR_").lower(): v
+        for k, v in drift_flags(drift, drift.window.size if drift is not None else 1).items()
+    }
+
+    def text(name: str) -> str:
+        return flags.get(name) or str(_setting_default(name))
+
+    def threshold(name: str, effect: str) -> float:
+        given = flags.get(name)
+        return float(given) if given is not None else DEFAULT_THRESHOLDS[effect]
+
+    numeric, categorical = text("numeric_effect"), text("categorical_effect")
+    layout = profile.layout
+    sources = [(s.name, s.source) for s in layout.numeric] + [
+        (c.name, c.source) for c in layout.categorical
+    ]
+    return DecisionConfig(
+        alpha=float(text("alpha")),
+        correction=Correction(text("correction")),
+        min_samples=int(text("min_samples")),
+        numeric=Rule(numeric, threshold("numeric_threshold", numeric)),
+        categorical=Rule(categorical, threshold("categorical_threshold", categorical)),
+        min_drifted=int(text("min_drifted")),
+        predictions=frozenset(n for n, s in sources if s is not None and s.kind == "output"),
+    )
+
+
+def fleet_drift(
+    fleet: FleetDrift, documents: Sequence[object | None], target: Target
+) -> tuple[FleetDriftResult, MergedWindow]:
+    """Merge the pods' window documents of ``target`` and judge the merged window (pure).
+
+    Args:
+        fleet: profile and decision config.
+        documents: one parsed ``GET /v1/window`` body per monitor; None for a pod that could not
+            be read (counted as ``unreachable``).
+        target: the variant (its role names the window entry, its model the expected version).
+
+    Returns:
+        The result and the merged counts.
+    """
+    readable = [d for d in documents if d is not None]
+    merged = merge_variant_windows(fleet.profile, readable, target.role, target.model)
+    skipped = dict(merged.skipped)
+    if len(readable) < len(documents):
+        skipped[SKIP_UNREACHABLE] = len(documents) - len(readable)
+    if merged.pods == 0:
+        return FleetDriftResult(None, 0, None, 0, skipped), merged
+    verdict = judge(fleet.profile, merged, fleet.decision)
+    enough = verdict.status is not Status.NOT_ENOUGH_DATA
+    score = _finite(verdict.share) if enough else None
+    return FleetDriftResult(score, verdict.rows, verdict.status, merged.pods, skipped), merged
+
+
 # ------------------------------------------------------------------------------------------- I/O
 
 
@@ -256,6 +396,8 @@ class HttpProvider:
         window_s: int = 30,
         stats_path: str = STATS_PATH,
         verdict_path: str = VERDICT_PATH,
+        drift: DriftSource | None = None,
+        window_path: str = WINDOW_PATH,
     ) -> None:
         """Build a provider.
 
@@ -266,12 +408,19 @@ class HttpProvider:
             window_s: the router stats window, normally the analysis interval (seconds).
             stats_path: the router's stats path.
             verdict_path: the monitor's verdict path.
+            drift: finds the variant's profile and decision config; with it the drift score is
+                the merged window's (see the module docstring), without it the worst pod's.
+            window_path: the monitor's window-state path.
         """
         self._client = client
         self._resolve = resolve
         self._window_s = max(int(window_s), 1)
         self._stats_path = stats_path
         self._verdict_path = verdict_path
+        self._drift = drift
+        self._window_path = window_path
+        self.last_fleet: dict[Target, FleetDriftResult] = {}
+        """The last fleet drift result per variant (for logs and tests)."""
 
     async def _get(self, url: str, params: Mapping[str, str] | None = None) -> bytes | None:
         try:
@@ -315,15 +464,55 @@ class HttpProvider:
         _warn_other_model(base, target, entry.version if entry is not None else None)
         return measurements_from_monitor(doc, target)
 
+    async def _window(self, base: str) -> object | None:
+        body = await self._get(base.rstrip("/") + self._window_path)
+        if body is None:
+            return None
+        try:
+            doc: object = json.loads(body)
+        except ValueError as e:
+            log.warning("monitor window from %s is not JSON: %s", base, e)
+            return None
+        return doc
+
+    async def _fleet(self, target: Target, monitors: Sequence[str]) -> FleetDriftResult | None:
+        """The merged window's drift, or None without a drift source or profile."""
+        if self._drift is None:
+            return None
+        fleet, *documents = await asyncio.gather(
+            self._drift(target), *(self._window(url) for url in monitors)
+        )
+        if not isinstance(fleet, FleetDrift):
+            return None
+        result, merged = await asyncio.to_thread(fleet_drift, fleet, documents, target)
+        for problem in merged.problems:
+            log.warning("%s/%s %s window skipped: %s", target.namespace, target.deployment,
+                        target.role, problem)  # fmt: skip
+        if result.skipped:
+            log.warning(
+                "%s/%s %s: merged %d pod window(s), skipped %s",
+                target.namespace,
+                target.deployment,
+                target.role,
+                result.pods,
+                dict(sorted(result.skipped.items())),
+            )
+        self.last_fleet[target] = result
+        return result
+
     async def measure(self, target: Target) -> Measurements:
         """The variant's numbers from every router replica and monitor sidecar, merged."""
         found = self._resolve(target)
         endpoints = found if isinstance(found, Endpoints) else await found
-        parts: Sequence[Measurements] = await asyncio.gather(
+        gathered = asyncio.gather(
             *(self._router(url, target) for url in endpoints.routers),
             *(self._monitor(url, target) for url in endpoints.monitors),
         )
-        return combine(parts)
+        parts, fleet = await asyncio.gather(gathered, self._fleet(target, endpoints.monitors))
+        merged = combine(parts)
+        if fleet is None:
+            return merged
+        return replace(merged, drift_score=fleet.score, drift_samples=fleet.rows)
 
 
 def _warn_other_model(source: str, target: Target, reported: str | None) -> None:

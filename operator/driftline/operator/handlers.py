@@ -303,14 +303,14 @@ async def _load_models(ctx: Context, namespace: str, wanted: tuple[str, ...]) ->
     return models
 
 
-async def _drift_monitor(ctx: Context, namespace: str, name: str) -> DriftMonitorSpec | None:
+async def drift_monitor_for(cluster: Cluster, namespace: str, name: str) -> DriftMonitorSpec | None:
     """The spec of the DriftMonitor watching this Deployment (the first by name), if any.
 
     An invalid DriftMonitor is skipped (its own validation names the problem); several
     DriftMonitors on one Deployment: the first by name sets the sidecars' flags.
     """
     found: list[DriftMonitor] = []
-    for raw in await ctx.cluster.list_objects(
+    for raw in await cluster.list_objects(
         names.API_VERSION, names.DRIFT_MONITOR.kind, namespace, {}
     ):
         try:
@@ -497,7 +497,7 @@ async def reconcile_deployment(
             _condition_event(event_body, raw.get("status"), new)
             raise DependencyNotReady(pending, delay=ctx.settings.resync_interval)
         stepped_dep = deployment.model_copy(update={"status": stepped})
-        drift = await _drift_monitor(ctx, namespace, name)
+        drift = await drift_monitor_for(ctx.cluster, namespace, name)
         topology = plan.desired(stepped_dep, models, drift=drift)
         uid = str(meta.get("uid", ""))
         owner = owner_reference(names.API_VERSION, names.DEPLOYMENT.kind, name, uid)

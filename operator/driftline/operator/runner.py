@@ -7,6 +7,7 @@ Called by the ``driftline operator`` command (blocking, ``run_blocking``) and by
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -14,12 +15,20 @@ import httpx
 import kopf
 
 from driftline.operator import analysis, handlers, names, rollout
-from driftline.operator.analysis_http import Endpoints, HttpProvider, Resolver
+from driftline.operator.analysis_http import (
+    DriftSource,
+    Endpoints,
+    FleetDrift,
+    HttpProvider,
+    Resolver,
+    fleet_decision,
+)
 from driftline.operator.analysis_prometheus import PrometheusProvider
 from driftline.operator.errors import OperatorError
 from driftline.operator.k8s import Cluster, KubeClient, list_ready_pod_ips
 from driftline.operator.metrics import Metrics
 from driftline.operator.settings import OperatorSettings
+from driftline.serving.drift.profile import Profile
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +94,68 @@ def pod_endpoints(
     return resolve
 
 
+def _parse_profile(text: str) -> Profile | None:
+    """The profile in a ConfigMap's text, or None (logged) when it cannot be read."""
+    import json
+
+    from driftline.serving.drift.profile import ProfileError, profile_from_json
+
+    try:
+        return profile_from_json(json.loads(text))
+    except (ValueError, ProfileError) as e:
+        log.warning("stored profile not understood, drift falls back to the worst pod: %s", e)
+        return None
+
+
+def profile_drift_source(cluster: Cluster) -> DriftSource:
+    """The fleet-drift seam of the cluster: the Model's profile ConfigMap + the DriftMonitor.
+
+    Reads ``<model>-profile`` (``names.profile_config_map_name``, key ``names.PROFILE_KEY``) and
+    the DriftMonitor of the Deployment (``handlers.drift_monitor_for``) on every analysis tick;
+    the parsed profile is cached per (namespace, model) and text sha256 (parsing is the costly
+    part, a GET is not). No ConfigMap or an unreadable profile: None (worst-pod fallback).
+    """
+    cache: dict[tuple[str, str], tuple[str, Profile]] = {}
+
+    async def source(target: analysis.Target) -> FleetDrift | None:
+        ns = target.namespace
+        try:
+            raw = await cluster.get(
+                "v1", "ConfigMap", ns, names.profile_config_map_name(target.model)
+            )
+            drift = await handlers.drift_monitor_for(cluster, ns, target.deployment)
+        except OperatorError as e:
+            log.warning("fleet drift of %s/%s: %s", ns, target.deployment, e)
+            return None
+        data = raw.get("data") if raw is not None else None
+        text = data.get(names.PROFILE_KEY) if isinstance(data, dict) else None
+        if not isinstance(text, str):
+            return None
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        cached = cache.get((ns, target.model))
+        if cached is not None and cached[0] == digest:
+            profile = cached[1]
+        else:
+            parsed = await asyncio.to_thread(_parse_profile, text)
+            if parsed is None:
+                return None
+            profile = parsed
+            cache[(ns, target.model)] = (digest, profile)
+        return FleetDrift(profile, fleet_decision(drift, profile))
+
+    return source
+
+
 def http_provider(
-    client: httpx.AsyncClient, resolve: Resolver
+    client: httpx.AsyncClient, resolve: Resolver, drift: DriftSource | None = None
 ) -> Callable[[rollout.Policy], analysis.Provider]:
-    """A provider factory: HTTP reads of router stats and monitor verdicts, windowed per policy."""
+    """A provider factory: HTTP reads of router stats and monitor verdicts, windowed per policy.
+
+    With ``drift`` the variant's drift score is its pods' merged window's (``analysis_http``).
+    """
 
     def build(policy: rollout.Policy) -> analysis.Provider:
-        return HttpProvider(client, resolve, window_s=int(policy.interval_s))
+        return HttpProvider(client, resolve, window_s=int(policy.interval_s), drift=drift)
 
     return build
 
@@ -108,12 +172,19 @@ def prometheus_provider(
 
 
 def analysis_provider(
-    settings: OperatorSettings, client: httpx.AsyncClient, resolve: Resolver
+    settings: OperatorSettings,
+    client: httpx.AsyncClient,
+    resolve: Resolver,
+    drift: DriftSource | None = None,
 ) -> Callable[[rollout.Policy], analysis.Provider]:
-    """The provider factory ``settings.analysis_provider`` names: the pods over HTTP, or PromQL."""
+    """The provider factory ``settings.analysis_provider`` names: the pods over HTTP, or PromQL.
+
+    ``drift`` (the HTTP provider only) merges the pods' windows for the drift score; PromQL keeps
+    the worst pod's score (Prometheus holds verdicts, not counts).
+    """
     if settings.analysis_provider == "prometheus" and settings.prometheus_url is not None:
         return prometheus_provider(client, settings.prometheus_url, settings.prometheus_selector)
-    return http_provider(client, resolve)
+    return http_provider(client, resolve, drift)
 
 
 def build_registry(ctx: handlers.Context) -> kopf.OperatorRegistry:
@@ -145,7 +216,7 @@ async def run(
             settings=settings,
             metrics=metrics,
             cluster=cluster,
-            provider=analysis_provider(settings, client, resolve),
+            provider=analysis_provider(settings, client, resolve, profile_drift_source(cluster)),
         )
         await _operate(ctx, stop_flag, ready_flag)
 

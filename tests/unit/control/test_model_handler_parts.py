@@ -72,9 +72,11 @@ def test_the_first_valid_monitor_of_the_deployment_is_chosen() -> None:
         {**monitor("b", "churn"), "spec": {"deployment": "churn", "window": {"size": 1}}},
         monitor("c", "churn", 700),
     ]
-    spec = asyncio.run(handlers._drift_monitor(ctx(Monitors(items)), "ml", "churn"))
+    spec = asyncio.run(handlers.drift_monitor_for(ctx(Monitors(items)).cluster, "ml", "churn"))
     assert spec is not None and spec.window.size == 700
-    assert asyncio.run(handlers._drift_monitor(ctx(Monitors(items)), "ml", "none")) is None
+    assert (
+        asyncio.run(handlers.drift_monitor_for(ctx(Monitors(items)).cluster, "ml", "none")) is None
+    )
 
 
 def onnx_bytes() -> bytes:

@@ -165,8 +165,7 @@ def test_window_states_of_two_pods_merge_into_the_single_pod_verdict(
     churn_profile, quickstart_train
 ) -> None:
     from driftline.serving.drift.decide import verdict_to_json
-    from driftline.serving.drift.profile import ProfileError
-    from driftline.serving.monitor.state import judge, merge_window_states
+    from driftline.serving.monitor.state import judge, merge_variant_windows
 
     pods = [service(churn_profile), service(churn_profile)]
     single = service(churn_profile)
@@ -175,7 +174,7 @@ def test_window_states_of_two_pods_merge_into_the_single_pod_verdict(
         pods[seed % 2].ingest(data)
         single.ingest(data)
     docs = [orjson.loads(orjson.dumps(p.window_state())) for p in pods]
-    merged = merge_window_states(churn_profile, docs)["canary"]
+    merged = merge_variant_windows(churn_profile, docs, "canary")
     assert merged.pods == 2 and merged.whole.rows == 1800
     alone = single.windows["canary"].view(0.0)
     assert np.array_equal(merged.whole.numeric, alone.whole.numeric)
@@ -184,8 +183,9 @@ def test_window_states_of_two_pods_merge_into_the_single_pod_verdict(
     theirs = single.verdicts()["variants"]["canary"]["verdict"]
     assert ours["drifted"] == theirs["drifted"] and ours["status"] == theirs["status"]
     docs[1]["reference_sha256"] = "other"
-    with pytest.raises(ProfileError, match=r"documents\[1\].reference_sha256"):
-        merge_window_states(churn_profile, docs)
+    partial = merge_variant_windows(churn_profile, docs, "canary")
+    assert partial.pods == 1 and partial.skipped == {"other_profile": 1}
+    assert partial.problems == ("documents[1].reference_sha256: counted over another profile",)
 
 
 def test_prediction_drift_from_an_output_feature(quickstart_train) -> None:

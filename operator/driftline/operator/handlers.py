@@ -323,6 +323,20 @@ async def drift_monitor_for(cluster: Cluster, namespace: str, name: str) -> Drif
     return found[0].spec if found else None
 
 
+def monitor_targets(*specs: object) -> list[str]:
+    """The Deployments the DriftMonitor specs name (current, old and new spec), deduplicated.
+
+    Lenient: a spec that is not an object or names no Deployment contributes nothing (an invalid
+    DriftMonitor is skipped by the reconcile anyway).
+    """
+    found: list[str] = []
+    for spec in specs:
+        name = spec.get("deployment") if isinstance(spec, Mapping) else None
+        if isinstance(name, str) and name and name not in found:
+            found.append(name)
+    return found
+
+
 async def _ready_pods(ctx: Context, namespace: str, topology: plan.Topology) -> dict[str, int]:
     """Ready pods per variant role and ``router``, read from the child Deployments' status."""
     wanted: dict[str, str] = {
@@ -607,6 +621,27 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
                 await reconcile_deployment(ctx, body, patch, body)
             except (kopf.TemporaryError, kopf.PermanentError) as e:
                 log.info("resync of %s/%s: %s", meta.get("namespace"), meta.get("name"), e)
+
+    # A DriftMonitor sets the sidecars' flags of the Deployment it names: any watch event of it
+    # (added, modified, deleted: a raw event handler, as a delete without a finalizer calls no
+    # delete handler) makes that Deployment due at the next timer tick (at most
+    # ``cadence.MAX_TICK_S``); a spec update also wakes the Deployment it named before.
+    monitors = names.DRIFT_MONITOR.plural
+
+    async def wake(namespace: str, specs: Sequence[object]) -> None:
+        for name in monitor_targets(*specs):
+            # Under the lock: a reconcile in progress may have read the old DriftMonitor and
+            # would overwrite an earlier schedule with its own (up to a resync away).
+            async with ctx.lock(namespace, name):
+                ctx.schedule(namespace, name, 0.0)
+
+    @kopf.on.event(group, version, monitors, registry=registry)
+    async def drift_monitor_event(body: kopf.Body, **_: Any) -> None:
+        await wake(str((body.get("metadata") or {}).get("namespace")), [body.get("spec")])
+
+    @kopf.on.update(group, version, monitors, field="spec", registry=registry)
+    async def drift_monitor_retargeted(body: kopf.Body, old: Any, **_: Any) -> None:
+        await wake(str((body.get("metadata") or {}).get("namespace")), [old])
 
     @kopf.on.delete(group, version, deployments, optional=True, registry=registry)
     def deployment_deleted(body: kopf.Body, **_: Any) -> None:

@@ -306,6 +306,16 @@ def test_a_slow_canary_is_rolled_back_for_its_latency(
 def test_a_drifting_canary_is_rolled_back_for_drift(
     k8s: KMockThread, pool: Any, models: ModelSet, tmp_path: Path
 ) -> None:
+    # The analysis judges the pods' merged window with the DriftMonitor's config, so the
+    # sidecars' short-test minSamples (harness.MONITOR_MIN_SAMPLES) is declared where the
+    # operator reads it; the other fields are the monitor's defaults.
+    drift = {"deployment": DEP, "minSamples": harness.MONITOR_MIN_SAMPLES,
+             "window": {"size": 1000, "kind": "tumbling"},
+             "tests": {"numeric": {"method": "wasserstein", "threshold": 0.1},
+                       "categorical": {"method": "jensenshannon", "threshold": 0.1}}}  # fmt: skip
+    monitor = {"apiVersion": names.API_VERSION, "kind": "DriftMonitor",
+               "metadata": {"name": "churn-drift"}, "spec": drift}  # fmt: skip
+    create(names.DRIFT_MONITOR.plural, monitor)
     with running(k8s, pool, models, tmp_path, "churn-shifted", maxDriftScore=0.2) as env:
         set_model("churn-shifted")
         status = rolled_back(env, "churn-shifted")

@@ -138,8 +138,8 @@ async def test_a_merged_window_below_min_samples_has_no_score(
     assert m.drift_score is None and m.drift_samples == 1000
     assert provider.last_fleet[CANARY].status == "not_enough_data"
     t = Thresholds(min_samples=100, max_drift_score=0.1)
-    (drift,) = [c for c in judge(m, m, t, at=datetime.now(UTC)).checks if c.metric == "driftScore"]
-    assert drift.verdict == "inconclusive" and drift.value is None
+    drift = judge(m, m, t, at=datetime.now(UTC)).check("driftScore")
+    assert drift is not None and drift.verdict == "inconclusive" and drift.value is None
 
 
 def test_fleet_decision_follows_the_drift_monitor(profile: Profile) -> None:

@@ -352,6 +352,7 @@ def fleet_decision(drift: DriftMonitorSpec | None, profile: Profile) -> Decision
         categorical=Rule(categorical, threshold("categorical_threshold", categorical)),
         min_drifted=int(text("min_drifted")),
         predictions=frozenset(n for n, s in sources if s is not None and s.kind == "output"),
+        features=frozenset(n for n in flags.get("features", "").split(",") if n),
     )
 
 

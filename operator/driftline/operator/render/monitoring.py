@@ -24,11 +24,13 @@ form); this module decides which ones a variant's sidecar gets.
   jensenshannon
   ``tests.categorical``          default gate + ``--alpha``
   chisquare
+  ``features``                   ``--features`` (comma-separated; the sidecar refuses a
+                                 name its profile lacks, naming ``--features``)
   ============================== ==================================================
 
   The monitor has one significance level: when both tests are p-value tests (``ks``,
   ``chisquare``) ``--alpha`` is the smaller threshold. Not mapped (the sidecar has no such knob
-  yet): ``features`` (every profiled feature is tested), ``segments``, ``predictionDrift``,
+  yet): ``segments``, ``predictionDrift``,
   ``performance``, ``window.maxAge``, ``interval``, ``action``, ``variant`` (every variant's
   sidecar gets the same flags, so a canary is judged like the stable).
 """
@@ -91,6 +93,8 @@ def drift_flags(drift: DriftMonitorSpec | None, window: int) -> dict[str, str]:
         flags[f"{prefix}CATEGORICAL_THRESHOLD"] = _number(categorical.threshold)
     if levels:
         flags[f"{prefix}ALPHA"] = _number(min(levels))
+    if drift.features:
+        flags[f"{prefix}FEATURES"] = ",".join(drift.features)
     return dict(sorted(flags.items()))
 
 

@@ -93,6 +93,8 @@ class DecisionConfig:
         overrides: per-feature rules.
         min_drifted: drifted features that make the window drift (1: any feature).
         predictions: feature names that are model outputs (prediction drift).
+        features: the input features to test (empty: every feature of the layout); prediction
+            features are tested whatever this says.
     """
 
     alpha: float = 0.05
@@ -103,6 +105,7 @@ class DecisionConfig:
     overrides: Mapping[str, Rule] = field(default_factory=dict)
     min_drifted: int = 1
     predictions: frozenset[str] = frozenset()
+    features: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -302,7 +305,12 @@ def decide(layout: Layout, scopes: Sequence[Scope], cfg: DecisionConfig) -> Verd
     """
     if not scopes:
         raise DecisionError("decide needs at least the whole-window scope")
-    candidates = [c for scope in scopes for c in _candidates(layout, scope, cfg)]
+    candidates = [
+        c
+        for scope in scopes
+        for c in _candidates(layout, scope, cfg)
+        if not cfg.features or c.name in cfg.features or c.name in cfg.predictions
+    ]
     tested = [c for c in candidates if c.enough]
     adjusted = adjust(np.array([c.p_value for c in tested]), cfg.correction)
     adj_by_id = {id(c): float(a) for c, a in zip(tested, adjusted, strict=True)}

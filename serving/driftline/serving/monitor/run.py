@@ -56,6 +56,12 @@ def monitor_config(settings: MonitorSettings, profile: Profile) -> MonitorConfig
         (c.name, c.source) for c in profile.layout.categorical
     ]
     predictions = frozenset(n for n, src in sources if src is not None and src.kind == "output")
+    chosen = frozenset(n.strip() for n in (settings.features or "").split(",") if n.strip())
+    unknown = sorted(chosen - {n for n, _ in sources})
+    if unknown:
+        raise MonitorStartError(
+            f"--features: unknown feature(s) {unknown}; the profile has {[n for n, _ in sources]}"
+        )
     try:
         rows = settings.window_rows
         if rows is None and settings.window_seconds is None:
@@ -85,6 +91,7 @@ def monitor_config(settings: MonitorSettings, profile: Profile) -> MonitorConfig
             ),
             min_drifted=settings.min_drifted,
             predictions=predictions,
+            features=chosen,
         )
     except (WindowError, DecisionError) as exc:
         raise MonitorStartError(str(exc)) from exc

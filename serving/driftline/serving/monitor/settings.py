@@ -55,6 +55,8 @@ class MonitorSettings(BaseSettings):
     """Gate value (default: jensen_shannon 0.1, psi 0.2)."""
     min_drifted: int = Field(default=1, ge=1)
     """Drifted features that make a window drift."""
+    features: str | None = None
+    """Comma-separated input features to test (default: every profiled feature)."""
     max_variants: int = Field(default=8, ge=1, le=64)
     """Variants tracked; records of more variants are dropped and counted."""
     feedback_capacity: int = Field(default=200_000, ge=1, le=50_000_000)

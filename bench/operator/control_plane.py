@@ -41,7 +41,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -62,15 +61,21 @@ ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration" / "operator_env"))
 
 import kubernetes  # noqa: E402
-import onnx  # noqa: E402
 from aiohttp import web  # noqa: E402
 from kube_env import KMockThread, write_kubeconfig  # noqa: E402
-from onnx import TensorProto, helper  # noqa: E402
+from kube_objects import (  # noqa: E402
+    APPS,
+    NS,
+    create,
+    deployment_body,
+    mark_ready,
+    model_body,
+    patch_spec,
+    write_model,
+)
 
 from driftline.operator import names  # noqa: E402
 
-NS = "default"
-APPS = "apps/v1/deployments"
 CONFIGMAPS = "v1/configmaps"
 BENCH_AGENT = "driftline-bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -79,21 +84,6 @@ OPERATOR_SRC = ""
 
 
 # ------------------------------------------------------------------------------------ helpers
-def write_model(path: Path, weight: float) -> str:
-    w = helper.make_tensor("w", TensorProto.FLOAT, [3, 1], [weight] * 3)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
-        [w],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    proto.ir_version = 8
-    onnx.save(proto, str(path))
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 async def wait_for(fn: Callable[[], Any], timeout: float, what: str, every: float = 0.01) -> float:
     start = time.perf_counter()
     while True:
@@ -157,66 +147,18 @@ class Cluster:
         return self.get(names.DEPLOYMENT.resource, name).get("status") or {}
 
     def requests(self) -> collections.Counter[str]:
-        """Requests served so far, not the benchmark's own: ``METHOD resource[/sub] one|collection|watch``."""
+        """Requests served so far, not the benchmark's own (``KMockThread.request_counts``)."""
+        return self.k8s.request_counts(skip_agent=BENCH_AGENT)
 
-        def count() -> collections.Counter[str]:
-            c: collections.Counter[str] = collections.Counter()
-            for r in self.k8s.handler._requests:
-                if str(r.headers.get("User-Agent", "")).startswith(BENCH_AGENT):
-                    continue
-                res = r.resource
-                what = (
-                    f"{res.group}/{res.version}/{res.plural}".lstrip("/")
-                    if res is not None
-                    else str(r.url.path)
-                )
-                if r.subresource:
-                    what += "/" + r.subresource
-                kind = (
-                    "watch"
-                    if r.params.get("watch") in ("true", "1")
-                    else ("one" if r.name else "collection")
-                )
-                c[f"{str(getattr(r.method, 'value', r.method)).upper()} {what} {kind}"] += 1
-            return c
-
-        return self.k8s.call(count)
-
-    def create(self, kind: names.KindNames, name: str, spec: dict[str, Any]) -> None:
-        self.custom.create_namespaced_custom_object(
-            names.GROUP,
-            names.VERSION,
-            NS,
-            kind.plural,
-            {
-                "apiVersion": names.API_VERSION,
-                "kind": kind.kind,
-                "metadata": {"name": name},
-                "spec": spec,
-            },
-        )
+    def create_deployment(self, name: str, spec: dict[str, Any]) -> None:
+        create(names.DEPLOYMENT.plural, deployment_body(name=name, **spec), self.custom)
 
     def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(
-            names.GROUP, names.VERSION, NS, names.DEPLOYMENT.plural, name, {"spec": spec}
-        )
+        patch_spec(names.DEPLOYMENT.plural, name, spec, self.custom)
 
     def mark_ready(self) -> int:
         """The Deployment controller's stand-in: every child Deployment's pods are ready."""
-        marked = 0
-        for name, obj in self.objects(APPS).items():
-            want = obj["spec"].get("replicas", 1)
-            # A finished apps/v1 rollout: a promotion waits for exactly this on <dep>-stable.
-            status = {
-                "observedGeneration": obj["metadata"].get("generation", 1),
-                "replicas": want,
-                "updatedReplicas": want,
-                "readyReplicas": want,
-            }
-            if {k: (obj.get("status") or {}).get(k) for k in status} != status:
-                self.apps.patch_namespaced_deployment_status(name, NS, {"status": status})
-                marked += 1
-        return marked
+        return len(mark_ready(self.k8s, self.apps))
 
     def canary_routed(self, name: str) -> bool:
         """Whether the route-table ConfigMap gives the canary any traffic."""
@@ -333,16 +275,8 @@ async def environment(
     try:
         for model, weight in (("tiny-v1", 1.0), ("tiny-v2", 2.0)):
             path = tmp / f"{model}.onnx"
-            sha = write_model(path, weight)
-            cluster.create(
-                names.MODEL,
-                model,
-                {
-                    "family": "tiny",
-                    "version": model.split("-")[1],
-                    "source": {"uri": f"file://{path}", "sha256": sha},
-                },
-            )
+            body = model_body(model, path, write_model(path, weight), model.split("-")[1])
+            create(names.MODEL.plural, body, cluster.custom)
         await wait_for(
             lambda: all(
                 (cluster.get(names.MODEL.resource, m).get("status") or {}).get("phase") == "Ready"
@@ -383,7 +317,7 @@ def healthy(cluster: Cluster, wanted: list[str]) -> bool:
 
 
 async def healthy_deployment(cluster: Cluster, name: str, spec: dict[str, Any]) -> None:
-    cluster.create(names.DEPLOYMENT, name, spec)
+    cluster.create_deployment(name, spec)
     await wait_for(lambda: healthy(cluster, [name]), 60, f"{name} healthy")
 
 
@@ -524,7 +458,7 @@ async def create_bench(cluster: Cluster, creates: int) -> dict[str, Any]:
     for i in range(creates):
         name = f"c{i}"
         t0 = time.perf_counter()
-        cluster.create(names.DEPLOYMENT, name, {"model": "tiny-v1", "replicas": 1})
+        cluster.create_deployment(name, {"model": "tiny-v1", "replicas": 1})
         await wait_for(
             lambda n=name: (
                 {f"{n}-stable", f"{n}-router"} <= set(cluster.objects(APPS))
@@ -571,7 +505,7 @@ async def scale_bench(
     wanted = [f"s{i}" for i in range(count)]
     t0 = time.perf_counter()
     for n in wanted:
-        cluster.create(names.DEPLOYMENT, n, {"model": "tiny-v1", "replicas": 1})
+        cluster.create_deployment(n, {"model": "tiny-v1", "replicas": 1})
     await wait_for(
         lambda: {f"{n}-router" for n in wanted} <= set(cluster.objects(APPS)),  # one read per poll
         900,

@@ -9,6 +9,11 @@ at the rollout's next wake (``rollout.wake_at``: an analysis tick, the end of a 
 progress deadline) or ``resync_interval`` after its last reconcile, whichever is first. A wake
 closer than one tick is slept to inside the tick, so wakes are kept to the event loop's precision
 and a tick that is not due costs a dictionary lookup.
+
+Pokes: a child Deployment's ready pods changing (seen by the child watch, ``observed``) pokes its
+owner. A tick that is not due listens for a poke for ``LISTEN_SHARE`` of its length (the timer is
+sharp, so the next tick starts right after); a poke makes the object due at once. So readiness
+reaches the owner's status within moments, not at the next resync.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from typing import Final
 MAX_TICK_S: Final = 1.0
 """Longest gap between two timer ticks of one Deployment: bounds how late a wake scheduled less
 than one tick after a change can be acted on (other wakes are slept to precisely)."""
+
+
+LISTEN_SHARE: Final = 0.9
+"""Share of a tick an idle tick listens for a poke; the rest is the gap to the next (sharp) tick,
+in which a poke waits, set, for that tick."""
 
 
 def timer_tick_s(resync_s: float) -> float:
@@ -59,3 +69,17 @@ def tick_action(due_in_s: float | None, tick_s: float) -> float | None:
     if due_in_s > tick_s:
         return None
     return due_in_s
+
+
+def listen_s(sleep_s: float | None, tick_s: float) -> float:
+    """How long one tick waits for a poke before it gives up or reconciles.
+
+    Args:
+        sleep_s: what ``tick_action`` said: None (not due in this tick) or seconds until due.
+        tick_s: the timer's interval.
+
+    Returns:
+        Until the object is due when that falls in this tick (a poke cuts the wait short),
+        else ``LISTEN_SHARE`` of the tick (a tick that hears no poke then returns).
+    """
+    return LISTEN_SHARE * tick_s if sleep_s is None else sleep_s

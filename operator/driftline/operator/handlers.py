@@ -16,8 +16,9 @@ CRD schema). Errors are mapped to kopf's permanent/temporary errors in exactly o
   fetch again either). A network error or 5xx is temporary: Pending, retried with exponential
   backoff from ``temporary_error_delay`` up to ``MAX_MODEL_BACKOFF``. A Ready Model whose profile
   ConfigMap was deleted gets it rebuilt the next time the handler runs (on resume).
-- Deployment: on create/update/resume and every ``resync_interval`` (a timer: children readiness
-  has no event on the parent), reconcile: parse, load Models and the DriftMonitor that targets
+- Deployment: on create/update/resume, when a child Deployment's ready pods change (a watch on
+  our children pokes the owner's timer, see ``observed`` and ``cadence``) and every
+  ``resync_interval`` (a timer), reconcile: parse, load Models and the DriftMonitor that targets
   it (its settings become the monitor sidecars' flags), adopt ``spec.model`` where no rollout is
   needed, plan, render, apply, prune, status (observedGeneration, conditions, phase, variants,
   endpoint) and an Event for every decision.
@@ -32,7 +33,7 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +68,7 @@ from driftline.operator.errors import (
 from driftline.operator.k8s import Cluster
 from driftline.operator.manifests import JsonObject, Manifest, is_noop, key_of, owner_reference
 from driftline.operator.metrics import Metrics
+from driftline.operator.observed import Observed, ready_replicas
 from driftline.operator.settings import OperatorSettings, configure_kopf
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,9 @@ class Context:
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     _due: dict[tuple[str, str], float] = field(default_factory=dict)
     """When each Deployment is next due for a timer reconcile (``time.monotonic`` seconds)."""
+    observed: Observed = field(default_factory=Observed)
+    """What the child-Deployment and Model watches saw (ready pods, Model bodies)."""
+    _pokes: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         """One lock per object: the timer and a change handler never reconcile it at once."""
@@ -115,10 +120,23 @@ class Context:
         """When the object is due (``time.monotonic``); None: never reconciled here."""
         return self._due.get((namespace, name))
 
+    def pokes(self, namespace: str, name: str) -> asyncio.Event:
+        """The object's poke: set when it must reconcile now (a child's readiness changed).
+
+        Its timer waits on it; ``reconcile_deployment`` clears it when it starts.
+        """
+        return self._pokes.setdefault((namespace, name), asyncio.Event())
+
+    def poke(self, namespace: str, name: str) -> None:
+        """Make an object this process reconciles due at once (one never reconciled already is)."""
+        if (namespace, name) in self._due:
+            self.pokes(namespace, name).set()
+
     def forget(self, namespace: str, name: str) -> None:
-        """Drop the per-object lock and schedule of a deleted object."""
+        """Drop the per-object lock, schedule and poke of a deleted object."""
         self._due.pop((namespace, name), None)
         self._locks.pop((namespace, name), None)
+        self._pokes.pop((namespace, name), None)
 
 
 def kopf_error(error: OperatorError) -> kopf.PermanentError | kopf.TemporaryError:
@@ -293,7 +311,9 @@ async def reconcile_model(
 async def _load_models(ctx: Context, namespace: str, wanted: tuple[str, ...]) -> dict[str, Model]:
     models: dict[str, Model] = {}
     for name in wanted:
-        raw = await ctx.cluster.get(names.API_VERSION, names.MODEL.kind, namespace, name)
+        raw = ctx.observed.model(namespace, name)
+        if raw is None:  # not seen by the Model watch yet
+            raw = await ctx.cluster.get(names.API_VERSION, names.MODEL.kind, namespace, name)
         if raw is None:
             continue
         try:
@@ -337,19 +357,27 @@ def monitor_targets(*specs: object) -> list[str]:
     return found
 
 
-async def _ready_pods(ctx: Context, namespace: str, topology: plan.Topology) -> dict[str, int]:
-    """Ready pods per variant role and ``router``, read from the child Deployments' status."""
+async def _child_ready(ctx: Context, namespace: str, child: str) -> int:
+    """A child Deployment's ready pods: as its watch last saw them, else read from the API."""
+    seen = ctx.observed.ready(namespace, child)
+    if seen is not None:
+        return seen
+    raw = await ctx.cluster.get("apps/v1", "Deployment", namespace, child)
+    return ready_replicas(raw) if raw is not None else 0
+
+
+async def _ready_pods(
+    ctx: Context, namespace: str, topology: plan.Topology, created: Collection[str] = ()
+) -> dict[str, int]:
+    """Ready pods per variant role and ``router`` (children just ``created`` have none)."""
     wanted: dict[str, str] = {
         v.role: names.variant_name(topology.name, v.role) for v in topology.variants
     }
     wanted[names.COMPONENT_ROUTER] = names.router_name(topology.name)
-    ready: dict[str, int] = {}
-    for role, child in wanted.items():
-        raw = await ctx.cluster.get("apps/v1", "Deployment", namespace, child)
-        child_status = raw.get("status") if raw is not None else None
-        count = child_status.get("readyReplicas") if isinstance(child_status, dict) else None
-        ready[role] = count if isinstance(count, int) else 0
-    return ready
+    return {
+        role: 0 if child in created else await _child_ready(ctx, namespace, child)
+        for role, child in wanted.items()
+    }
 
 
 async def _rolled_out(
@@ -381,11 +409,7 @@ async def _hold_unready_canary(
     canary = topology.variant("canary")
     if canary is None or canary.weight == 0:
         return manifests
-    name = names.variant_name(topology.name, "canary")
-    raw = await ctx.cluster.get("apps/v1", "Deployment", namespace, name)
-    child_status = raw.get("status") if raw is not None else None
-    ready = child_status.get("readyReplicas") if isinstance(child_status, dict) else None
-    if isinstance(ready, int) and ready > 0:
+    if await _child_ready(ctx, namespace, names.variant_name(topology.name, "canary")) > 0:
         return manifests
     held = replace(
         topology,
@@ -470,6 +494,7 @@ async def reconcile_deployment(
     namespace, name = str(meta.get("namespace", "default")), str(meta.get("name", ""))
     started = time.monotonic()
     ctx.schedule(namespace, name, ctx.settings.resync_interval)  # errors: retry at the resync
+    ctx.pokes(namespace, name).clear()  # this run sees every change poked so far
     try:
         try:
             deployment = Deployment.from_manifest(raw)
@@ -517,7 +542,7 @@ async def reconcile_deployment(
         owner = owner_reference(names.API_VERSION, names.DEPLOYMENT.kind, name, uid)
         manifests = render.manifests(topology, owner, ctx.settings.image)
         manifests = await _hold_unready_canary(ctx, namespace, topology, manifests)
-        await ctx.cluster.apply(manifests, owner)
+        applied = await ctx.cluster.apply(manifests, owner)
         await ctx.cluster.prune(
             namespace,
             names.child_labels(name),
@@ -525,7 +550,8 @@ async def reconcile_deployment(
             kinds=render.CHILD_KINDS,
             owner_uid=uid,
         )
-        ready = await _ready_pods(ctx, namespace, topology)
+        created = {r.key.name for r in applied if r.action == "created"}
+        ready = await _ready_pods(ctx, namespace, topology, created)
         new = status.deployment_status(deployment, stepped, topology, ready, now)
         _set_status(patch, raw.get("status"), new)
         _condition_event(event_body, raw.get("status"), new)
@@ -570,6 +596,10 @@ def _stalled_for_generation(body: Mapping[str, Any]) -> bool:
 
 
 # ---------------------------------------------------------------------------------- registry
+_MANAGED = {names.LABEL_MANAGED_BY: names.MANAGED_BY_VALUE}
+"""The label every child carries: what the child watch selects by."""
+
+
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     """Register every handler of the operator into ``registry``."""
     group, version = names.GROUP, names.VERSION
@@ -600,22 +630,32 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
 
     tick = cadence.timer_tick_s(ctx.settings.resync_interval)
 
-    # Ticks often, reconciles when due: at the rollout's next wake or one resync after the last
-    # reconcile (see ``cadence``); a tick that is not due returns at once.
-    @kopf.timer(group, version, deployments, interval=tick, initial_delay=tick, registry=registry)
+    # Ticks often (sharp: back to back), reconciles when due: at the rollout's next wake, one
+    # resync after the last reconcile, or at once when poked (see ``cadence``).
+    @kopf.timer(
+        group,
+        version,
+        deployments,
+        interval=tick,
+        initial_delay=tick,
+        sharp=True,
+        registry=registry,
+    )
     async def deployment_resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         if _stalled_for_generation(body):
             return  # a permanent failure waits for a spec change, not for the clock
         meta = body.get("metadata") or {}
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        due = ctx.due_at(namespace, name)
+        due, poked = ctx.due_at(namespace, name), ctx.pokes(namespace, name)
         sleep = cadence.tick_action(None if due is None else due - time.monotonic(), tick)
-        if sleep is None:
-            return
-        if sleep > 0:
-            await asyncio.sleep(sleep)  # the wake is within this tick: keep it to the moment
+        if not poked.is_set() and (wait := cadence.listen_s(sleep, tick)) > 0:
+            try:  # until due (a wake within this tick) or poked, whichever comes first
+                await asyncio.wait_for(poked.wait(), timeout=wait)
+            except TimeoutError:
+                if sleep is None:
+                    return
         async with ctx.lock(namespace, name):
-            if ctx.due_at(namespace, name) != due:
+            if not poked.is_set() and ctx.due_at(namespace, name) != due:
                 return  # a change handler reconciled it meanwhile (and scheduled it anew)
             try:
                 await reconcile_deployment(ctx, body, patch, body)
@@ -642,6 +682,22 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     @kopf.on.update(group, version, monitors, field="spec", registry=registry)
     async def drift_monitor_retargeted(body: kopf.Body, old: Any, **_: Any) -> None:
         await wake(str((body.get("metadata") or {}).get("namespace")), [old])
+    # The children's readiness has no event on their owner: watch them (our label) and poke the
+    # owner when a child's ready pods change, so its status need not wait for the resync.
+    @kopf.on.event("apps", "v1", "deployments", labels=_MANAGED, registry=registry)
+    async def child_deployment_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+        namespace = str((body.get("metadata") or {}).get("namespace"))
+        seen = ctx.observed.child_event(namespace, body, deleted=type == "DELETED")
+        if seen.owner is not None and seen.poke:
+            ctx.poke(namespace, seen.owner)
+
+    # Every reconcile reads the Models it serves: from this watch, not a GET each time.
+    @kopf.on.event(group, version, models, registry=registry)
+    async def model_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        plain = None if type == "DELETED" else cast(JsonObject, _plain_json(_plain(body)))
+        ctx.observed.model_event(namespace, name, plain)
 
     @kopf.on.delete(group, version, deployments, optional=True, registry=registry)
     def deployment_deleted(body: kopf.Body, **_: Any) -> None:

@@ -37,9 +37,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Generic, Protocol, TypeVar, cast
 from urllib.parse import quote
 
 import kubernetes
@@ -60,6 +60,8 @@ from driftline.operator.manifests import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,36 @@ class _Response:
     status: int
     body: JsonObject | None
     text: str
+
+
+@dataclass(frozen=True)
+class _Outcome(Generic[T]):
+    """Whether an answer ends a retried call (``final``) and, if so, what the call returns."""
+
+    final: bool
+    value: T
+
+
+def _object_or_none(resp: _Response) -> _Outcome[JsonObject | None]:
+    """GET or PATCH of one object: 200 gives the object, 404 gives None (it does not exist)."""
+    if resp.status == 200 and resp.body is not None:
+        return _Outcome(True, resp.body)
+    return _Outcome(resp.status == 404, None)
+
+
+def _items(resp: _Response) -> _Outcome[list[JsonObject]]:
+    """A LIST: 200 gives the ``items`` that are objects."""
+    if resp.status == 200 and resp.body is not None:
+        items = resp.body.get("items")
+        return _Outcome(
+            True, [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+        )
+    return _Outcome(False, [])
+
+
+def _deleted(resp: _Response) -> _Outcome[bool]:
+    """A DELETE: 200/202 gives True (deleted), 404 gives False (already gone)."""
+    return _Outcome(resp.status in (200, 202, 404), resp.status != 404)
 
 
 def _selector(labels: Mapping[str, str]) -> str:
@@ -389,6 +421,39 @@ class KubeClient:
             reason=reason if isinstance(reason, str) and reason else None,
         )
 
+    async def _retrying(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        outcome: Callable[[_Response], _Outcome[T]],
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: JsonObject | None = None,
+        content_type: str = "application/json",
+        retry_conflicts: bool = False,
+    ) -> T:
+        """One request, repeated until ``outcome`` accepts its answer or the budget runs out.
+
+        The shape every single-request call shares (``apply`` and ``store`` read, then write, so
+        they loop themselves): an answer ``outcome`` accepts is returned; a retriable one (429,
+        5xx, connection failure; 409 only with ``retry_conflicts``: a read never conflicts, so a
+        409 there is a refusal) waits for the backoff and tries again; any other is rejected.
+
+        Raises:
+            ApiRejected: the API refused (400/403/404 not accepted/409 on a read/422).
+            ApiUnavailable: transient failures outlasted the retry budget.
+        """
+        for attempt in range(self._retry.attempts):
+            resp = await self._call(method, path, query=query, body=body, content_type=content_type)
+            done = outcome(resp)
+            if done.final:
+                return done.value
+            if not _retriable(resp.status) or (resp.status == 409 and not retry_conflicts):
+                raise self._reject(what, resp)
+            await self._backoff(attempt, what, resp)
+        raise AssertionError("unreachable")  # pragma: no cover: _backoff raises on the last
+
     # ------------------------------------------------------------------ Reader
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str
@@ -396,16 +461,7 @@ class KubeClient:
         """The object, or ``None`` when it does not exist (transient failures retried)."""
         res = resource_of(api_version, kind)
         what = f"get {kind}/{name} in {namespace}"
-        for attempt in range(self._retry.attempts):
-            resp = await self._call("GET", res.path(namespace, name))
-            if resp.status == 200 and resp.body is not None:
-                return resp.body
-            if resp.status == 404:
-                return None
-            if not _retriable(resp.status) or resp.status == 409:
-                raise self._reject(what, resp)
-            await self._backoff(attempt, what, resp)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._retrying(what, "GET", res.path(namespace, name), _object_or_none)
 
     async def list_objects(
         self, api_version: str, kind: str, namespace: str, selector: Mapping[str, str]
@@ -418,17 +474,13 @@ class KubeClient:
         self, api_version: str, kind: str, namespace: str | None, query: list[tuple[str, str]]
     ) -> list[JsonObject]:
         """One LIST with retries: the ``items`` that are objects; rejections raise."""
-        res = resource_of(api_version, kind)
+        return await self._list_at(resource_of(api_version, kind), kind, namespace, query)
+
+    async def _list_at(
+        self, res: Resource, kind: str, namespace: str | None, query: Sequence[tuple[str, str]]
+    ) -> list[JsonObject]:
         what = f"list {kind} in {namespace or 'all namespaces'}"
-        for attempt in range(self._retry.attempts):
-            resp = await self._call("GET", res.path(namespace), query=query)
-            if resp.status == 200 and resp.body is not None:
-                items = resp.body.get("items")
-                return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-            if not _retriable(resp.status) or resp.status == 409:
-                raise self._reject(what, resp)
-            await self._backoff(attempt, what, resp)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._retrying(what, "GET", res.path(namespace), _items, query=query)
 
     # ------------------------------------------------------------------ Applier
     async def apply(
@@ -597,16 +649,14 @@ class KubeClient:
         res = resource_of(key.api_version, key.kind)
         what = f"delete {key}"
         options: JsonObject = {"propagationPolicy": "Background"}
-        for attempt in range(self._retry.attempts):
-            resp = await self._call("DELETE", res.path(key.namespace, key.name), body=options)
-            if resp.status in (200, 202):
-                return True
-            if resp.status == 404:
-                return False
-            if not _retriable(resp.status):
-                raise self._reject(what, resp)
-            await self._backoff(attempt, what, resp)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._retrying(
+            what,
+            "DELETE",
+            res.path(key.namespace, key.name),
+            _deleted,
+            body=options,
+            retry_conflicts=True,
+        )
 
     # ------------------------------------------------------------------ kubectl plugin reads/writes
     async def list_in(self, api_version: str, kind: str, namespace: str | None) -> list[JsonObject]:
@@ -623,21 +673,15 @@ class KubeClient:
         """
         res = resource_of(api_version, kind)
         what = f"patch {kind}/{name} in {namespace}"
-        for attempt in range(self._retry.attempts):
-            resp = await self._call(
-                "PATCH",
-                res.path(namespace, name),
-                body=patch,
-                content_type="application/merge-patch+json",
-            )
-            if resp.status == 200 and resp.body is not None:
-                return resp.body
-            if resp.status == 404:
-                return None
-            if not _retriable(resp.status):
-                raise self._reject(what, resp)
-            await self._backoff(attempt, what, resp)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._retrying(
+            what,
+            "PATCH",
+            res.path(namespace, name),
+            _object_or_none,
+            body=patch,
+            content_type="application/merge-patch+json",
+            retry_conflicts=True,
+        )
 
 
 class KubeconfigError(ValueError):
@@ -785,15 +829,5 @@ async def list_ready_pod_ips(
         ApiRejected: the API refused (e.g. RBAC: ``list`` on ``pods``).
         ApiUnavailable: transient failures outlasted the retry budget.
     """
-    what = f"list pods in {namespace}"
     query = [("labelSelector", _selector(selector))]
-    for attempt in range(client._retry.attempts):
-        resp = await client._call("GET", POD_RESOURCE.path(namespace), query=query)
-        if resp.status == 200 and resp.body is not None:
-            items = resp.body.get("items")
-            pods = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-            return ready_pod_ips(pods)
-        if not _retriable(resp.status) or resp.status == 409:
-            raise client._reject(what, resp)
-        await client._backoff(attempt, what, resp)
-    raise AssertionError("unreachable")  # pragma: no cover
+    return ready_pod_ips(await client._list_at(POD_RESOURCE, "pods", namespace, query))

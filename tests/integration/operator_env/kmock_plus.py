@@ -545,11 +545,15 @@ class KubernetesEmulatorPlus(kmock.KubernetesEmulator):
             raise kmock.KubernetesResourceNotFoundError()
         labels = parse_selector(request.params.get("labelSelector", ""))
         fields = parse_selector(request.params.get("fieldSelector", ""))
+        res, ns = request.resource, request.namespace
         async with self._lock:
-            items = [
+            items = [  # resource and namespace first: cheap, and most objects are not wanted
                 copy.deepcopy(obj.raw)
                 for key, obj in self._objects._objects.items()
-                if not obj.deleted and self._matches(request, key, obj.raw, labels, fields)
+                if key[0] == res
+                and (ns is None or key[1] == ns)
+                and not obj.deleted
+                and self._matches(request, key, obj.raw, labels, fields)
             ]
             rv = str(self._rv)
         res = request.resource

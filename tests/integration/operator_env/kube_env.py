@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
 import time
@@ -171,6 +172,37 @@ class KMockThread:
         """How many ``method`` requests on ``resource`` the server has received."""
         res = kmock.resource(resource)
         return self.call(lambda: len(self.handler[method, res]))
+
+    def request_counts(self, skip_agent: str = "") -> collections.Counter[str]:
+        """Requests so far, by ``METHOD group/version/plural[/sub] one/collection/watch``.
+
+        ``one`` is a request naming an object (GET of one object, PATCH, DELETE), ``collection``
+        one on the collection (a LIST, a create). Requests whose User-Agent starts with
+        ``skip_agent`` (when given) are not counted: a benchmark's own.
+        """
+
+        def count() -> collections.Counter[str]:
+            c: collections.Counter[str] = collections.Counter()
+            for r in self.handler._requests:
+                if skip_agent and str(r.headers.get("User-Agent", "")).startswith(skip_agent):
+                    continue
+                res = r.resource
+                what = (
+                    f"{res.group}/{res.version}/{res.plural}".lstrip("/")
+                    if res is not None
+                    else str(r.url.path)
+                )
+                if r.subresource:
+                    what += "/" + r.subresource
+                kind = (
+                    "watch"
+                    if r.params.get("watch") in ("true", "1")
+                    else ("one" if r.name else "collection")
+                )
+                c[f"{str(getattr(r.method, 'value', r.method)).upper()} {what} {kind}"] += 1
+            return c
+
+        return self.call(count)
 
 
 def write_kubeconfig(path: Path, url: str) -> Path:

@@ -19,7 +19,7 @@ import kubernetes
 import numpy as np
 import pytest
 from kube_env import KMockThread, aeventually
-from test_reconcile import (
+from kube_objects import (
     APPS,
     MODELS,
     NS,
@@ -30,7 +30,7 @@ from test_reconcile import (
     status_of,
     write_model,
 )
-from test_reconcile import model_body as plain_model_body
+from kube_objects import model_body as plain_model_body
 from test_timer_cadence import RESYNC_S, operator_with_resync
 
 from driftline.operator import names

@@ -28,7 +28,7 @@ import kubernetes
 import numpy as np
 import pytest
 from kube_env import KMockThread, aeventually, running_operator
-from test_reconcile import (
+from kube_objects import (
     APPS,
     DEPLOYS,
     MODELS,

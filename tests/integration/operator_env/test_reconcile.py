@@ -13,16 +13,27 @@ We test these aspects:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import kubernetes
-import onnx
 import pytest
 from kube_env import KMockThread, aeventually, running_operator
-from onnx import TensorProto, helper
+from kube_objects import (
+    APPS,
+    DEPLOYS,
+    MODELS,
+    NS,
+    condition,
+    create,
+    deployment_body,
+    mark_ready,
+    model_body,
+    patch_spec,
+    stable_template_model,
+    status_of,
+    write_model,
+)
 
 from driftline.operator import names, rollout
 
@@ -34,103 +45,6 @@ pytestmark = [
     # garbage after every test, so it surfaces here, in the test that ran kopf, and is ignored.
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
-
-NS = "default"
-MODELS = names.MODEL.resource
-DEPLOYS = names.DEPLOYMENT.resource
-APPS = "apps/v1/deployments"
-
-
-def write_model(path: Path, scale: float) -> str:
-    """A tiny ONNX graph y = x @ w (3 features -> 1 output); returns its sha256."""
-    w = helper.make_tensor("w", TensorProto.FLOAT, [3, 1], [scale, scale, scale])
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
-        [w],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    proto.ir_version = 8
-    onnx.save(proto, str(path))
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def model_body(name: str, path: Path, sha: str, version: str = "v1") -> dict[str, Any]:
-    return {
-        "apiVersion": names.API_VERSION,
-        "kind": "Model",
-        "metadata": {"name": name},
-        "spec": {
-            "family": "tiny",
-            "version": version,
-            "source": {"uri": f"file://{path}", "sha256": sha},
-            "features": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
-        },
-    }
-
-
-def deployment_body(model: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": names.API_VERSION,
-        "kind": "Deployment",
-        "metadata": {"name": "tiny"},
-        "spec": {"model": model, **spec},
-    }
-
-
-def create(plural: str, body: dict[str, Any]) -> None:
-    kubernetes.client.CustomObjectsApi().create_namespaced_custom_object(
-        names.GROUP, names.VERSION, NS, plural, body
-    )
-
-
-def patch_spec(plural: str, name: str, spec: dict[str, Any]) -> None:
-    kubernetes.client.CustomObjectsApi().patch_namespaced_custom_object(
-        names.GROUP, names.VERSION, NS, plural, name, {"spec": spec}
-    )
-
-
-def rolled_out_status(obj: dict[str, Any]) -> dict[str, int]:
-    """An apps/v1 status after a finished rollout: latest spec seen, every pod updated, ready."""
-    want = int(obj["spec"].get("replicas", 1))
-    return {
-        "observedGeneration": int(obj["metadata"].get("generation", 1)),
-        "replicas": want,
-        "updatedReplicas": want,
-        "readyReplicas": want,
-    }
-
-
-def stable_template_model(k8s: KMockThread) -> str:
-    """The Model the pod template of ``tiny-stable`` runs."""
-    template = k8s.objects(APPS, NS)["tiny-stable"]["spec"]["template"]
-    return str(template["metadata"]["labels"][names.LABEL_MODEL])
-
-
-def mark_ready(k8s: KMockThread) -> list[str]:
-    """Stand in for the Deployment controller: every child Deployment reports all pods ready."""
-    api = kubernetes.client.AppsV1Api()
-    done = []
-    for name, obj in k8s.objects(APPS, NS).items():
-        status = rolled_out_status(obj)
-        if {k: (obj.get("status") or {}).get(k) for k in status} != status:
-            api.patch_namespaced_deployment_status(name, NS, {"status": status})
-            done.append(name)
-    return done
-
-
-def status_of(k8s: KMockThread, resource: str, name: str) -> dict[str, Any]:
-    status: dict[str, Any] = k8s.objects(resource, NS).get(name, {}).get("status") or {}
-    return status
-
-
-def condition(status: dict[str, Any], type_: str) -> tuple[str, str] | None:
-    for c in status.get("conditions", []):
-        if c["type"] == type_:
-            return c["status"], c["reason"]
-    return None
 
 
 async def test_model_becomes_ready_with_its_signature(k8s: KMockThread, tmp_path: Path) -> None:

@@ -17,8 +17,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 from kube_env import KMockThread, aeventually
-from prometheus_client import CollectorRegistry
-from test_reconcile import (
+from kube_objects import (
     DEPLOYS,
     MODELS,
     create,
@@ -29,6 +28,7 @@ from test_reconcile import (
     status_of,
     write_model,
 )
+from prometheus_client import CollectorRegistry
 
 from driftline.operator import analysis, names, runner
 from driftline.operator.analysis_http import Endpoints

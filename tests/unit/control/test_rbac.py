@@ -62,3 +62,31 @@ def test_the_router_reads_only_its_own_configmap() -> None:
 def test_pods_are_listable_for_per_pod_analysis() -> None:
     assert allowed("", "pods", "list")
     assert not allowed("", "pods", "delete")
+
+
+def test_every_resource_the_operator_watches_is_listable_and_watchable() -> None:
+    """kopf LISTs and WATCHes each resource a handler is registered for (child Deployments too)."""
+    from prometheus_client import CollectorRegistry
+
+    from driftline.operator import handlers, runner
+    from driftline.operator.k8s import RESOURCES
+    from driftline.operator.metrics import Metrics
+    from driftline.operator.settings import OperatorSettings
+
+    ctx = handlers.Context(
+        settings=OperatorSettings(standalone=True),
+        metrics=Metrics(CollectorRegistry()),
+        cluster=None,  # type: ignore[arg-type]  # registering needs no cluster
+    )
+    registry = runner.build_registry(ctx)
+    plurals = {res.plural for res in RESOURCES.values()}
+    watched = {
+        (h.selector.group or "", h.selector.any_name or h.selector.plural or "")
+        for sub in (registry._watching, registry._changing, registry._spawning)
+        for h in sub.get_all_handlers()
+    }
+    assert ("apps", "deployments") in watched  # the child watch
+    for group, plural in watched:
+        assert plural in plurals, plural
+        for verb in ("list", "watch"):
+            assert allowed(group, plural, verb), (group, plural, verb)

@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from driftline.operator.cadence import MAX_TICK_S, next_due_in_s, tick_action, timer_tick_s
+from driftline.operator.cadence import (
+    LISTEN_SHARE,
+    MAX_TICK_S,
+    listen_s,
+    next_due_in_s,
+    tick_action,
+    timer_tick_s,
+)
 from driftline.operator.rollout import Policy, RolloutState, Stage, wake_at
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -46,3 +53,10 @@ def test_a_canary_step_is_due_at_its_analysis_tick_not_at_the_resync() -> None:
         progress_at=T0,
     )
     assert next_due_in_s(wake_at(state, policy, T0), T0, 15.0) == pytest.approx(2.0)
+
+
+def test_an_idle_tick_listens_for_pokes_for_most_of_the_tick() -> None:
+    assert listen_s(None, 1.0) == pytest.approx(LISTEN_SHARE)
+    assert 0 < LISTEN_SHARE < 1  # a gap remains before the next (sharp) tick
+    assert listen_s(0.4, 1.0) == 0.4  # a wake in this tick: until then (a poke cuts it short)
+    assert listen_s(0.0, 1.0) == 0.0  # due now: no wait

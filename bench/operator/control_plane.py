@@ -20,8 +20,10 @@ Scenarios (each group with a fresh emulator and operator process):
   failureLimit 0); after a passing tick, at a spread of phases within the interval, the fake stats
   flip to a 10 % error rate; measured flip -> ``status.canaryWeight`` 0 and flip -> the
   route-table ConfigMap giving the canary no traffic. Target: <= interval + 2 s;
-- ``create`` (operator resync 0.5 s): a Deployment (Model already Ready) -> every child present,
-  and -> ``Healthy`` after the stand-in marked the pods ready; p50 / p90 over ``--creates``;
+- ``create`` (operator resync ``--scale-resync``, 15 s by default: the operator's own default;
+  pod readiness reaches the owner through the child-Deployment watch, not the resync): a
+  Deployment (Model already Ready) -> every child present, and -> ``Healthy`` after the stand-in
+  marked the pods ready; p50 / p90 over ``--creates``;
 - ``scale`` (same operator): ``--deployments`` Deployments created at once -> all children ->
   all ``Healthy``; API requests by kind, per Deployment; operator CPU seconds; then a steady-state
   window (everything Healthy, nothing changing): requests and operator CPU per second.
@@ -613,7 +615,7 @@ def markdown(res: dict[str, Any], command: str, label: str) -> str:
         f"(target <= {b['target_s']:g} s: {'met' if b['met'] else 'MISSED'}) |",
         f"| create -> all children present (p50 / p90 of {c['runs']}) | {ms(c['children_s'], 'p50')} / {ms(c['children_s'], 'p90')} |",
         f"| create -> Healthy, pods marked ready at once (p50 / p90) | {ms(c['healthy_s'], 'p50')} / {ms(c['healthy_s'], 'p90')} "
-        f"(pod readiness is seen on the {c['operator_resync_s']:g} s resync) |",
+        f"(readiness seen by the child-Deployment watch; resync {c['operator_resync_s']:g} s) |",
         f"| reconcile of an unchanged Healthy Deployment ({u['reconciles']} in {u['window_s']:g} s, {c['runs']} Deployments): API requests (writes) / operator CPU | "
         f"{u['api_requests_per_reconcile']:.1f} ({u['writes_per_reconcile']:.1f}) / {u['operator_cpu_ms_per_reconcile']:.1f} ms |",
         f"| {s['deployments']} Deployments created at once -> all children present | {s['all_children_s']:.1f} s |",
@@ -642,7 +644,12 @@ def main() -> None:
     parser.add_argument("--breaches", type=int, default=3)
     parser.add_argument("--steady", type=float, default=10.0, help="steady-state window, seconds")
     parser.add_argument("--rollout-resync", type=float, default=15.0)
-    parser.add_argument("--scale-resync", type=float, default=0.5)
+    parser.add_argument(
+        "--scale-resync",
+        type=float,
+        default=15.0,
+        help="the operator's resync in create/scale (its default; readiness comes by the child watch)",
+    )
     parser.add_argument(
         "--only", default="", help="comma list of scenarios; results are not written"
     )

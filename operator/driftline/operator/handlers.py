@@ -33,7 +33,7 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -550,7 +550,9 @@ async def reconcile_deployment(
             kinds=render.CHILD_KINDS,
             owner_uid=uid,
         )
-        created = {r.key.name for r in applied if r.action == "created"}
+        created = {
+            r.key.name for r in applied if r.action == "created" and r.key.kind == "Deployment"
+        }
         ready = await _ready_pods(ctx, namespace, topology, created)
         new = status.deployment_status(deployment, stepped, topology, ready, now)
         _set_status(patch, raw.get("status"), new)
@@ -596,6 +598,16 @@ def _stalled_for_generation(body: Mapping[str, Any]) -> bool:
 
 
 # ---------------------------------------------------------------------------------- registry
+async def _first_of(*waits: Awaitable[object], timeout: float) -> None:
+    """Return when the first of ``waits`` completes or after ``timeout`` seconds (others end)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
 _MANAGED = {names.LABEL_MANAGED_BY: names.MANAGED_BY_VALUE}
 """The label every child carries: what the child watch selects by."""
 
@@ -641,7 +653,8 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         sharp=True,
         registry=registry,
     )
-    async def deployment_resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    async def deployment_resync(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        stopped = cast(kopf.DaemonStopped, kwargs["stopped"])  # kopf passes it to timers
         if _stalled_for_generation(body):
             return  # a permanent failure waits for a spec change, not for the clock
         meta = body.get("metadata") or {}
@@ -649,11 +662,10 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         due, poked = ctx.due_at(namespace, name), ctx.pokes(namespace, name)
         sleep = cadence.tick_action(None if due is None else due - time.monotonic(), tick)
         if not poked.is_set() and (wait := cadence.listen_s(sleep, tick)) > 0:
-            try:  # until due (a wake within this tick) or poked, whichever comes first
-                await asyncio.wait_for(poked.wait(), timeout=wait)
-            except TimeoutError:
-                if sleep is None:
-                    return
+            # Until due (a wake within this tick), poked, or the timer stops, whichever is first.
+            await _first_of(poked.wait(), stopped.wait(), timeout=wait)
+            if stopped or (sleep is None and not poked.is_set()):
+                return
         async with ctx.lock(namespace, name):
             if not poked.is_set() and ctx.due_at(namespace, name) != due:
                 return  # a change handler reconciled it meanwhile (and scheduled it anew)

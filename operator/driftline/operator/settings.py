@@ -153,6 +153,12 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: OperatorSetti
     kopf_settings.execution.default_backoff = settings.temporary_error_delay
     # API errors on kopf's own requests: short, bounded backoffs (our client has its own budget).
     kopf_settings.networking.error_backoffs = (0.5, 1, 2, 5, 10)
+    # The resync timer spends most of each tick listening for pokes (``cadence``) and returns as
+    # soon as kopf stops it (deletion, exit). kopf's defaults give a running timer ten loop cycles
+    # to exit, then re-check only after 60 s: a deleted Deployment would keep its finalizer that
+    # long. Wait up to 0.5 s for it instead, and re-check one mid-reconcile every second.
+    kopf_settings.background.instant_exit_timeout = 0.5
+    kopf_settings.background.cancellation_polling = 1.0
     # Events: we post our decisions explicitly (kopf.event); log lines are not Events.
     kopf_settings.posting.enabled = True
     kopf_settings.posting.loggers = False

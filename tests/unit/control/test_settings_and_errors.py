@@ -50,6 +50,14 @@ def test_configuring_kopf_uses_our_keys() -> None:
     assert isinstance(kopf_settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
 
 
+def test_a_stopped_resync_timer_is_waited_for_briefly_and_rechecked_every_second() -> None:
+    """The timer listens for pokes most of each tick: deletion must not wait kopf's 60 s poll."""
+    kopf_settings = kopf.OperatorSettings()
+    configure_kopf(kopf_settings, OperatorSettings())
+    assert kopf_settings.background.instant_exit_timeout == 0.5
+    assert kopf_settings.background.cancellation_polling <= 1.0
+
+
 @pytest.mark.parametrize(
     "error",
     [

@@ -5,21 +5,25 @@ We test these aspects:
 - a changed manifest is patched; a field we stop rendering is removed, a field others own stays;
 - injected 409 and 500 answers are retried and never duplicate a child;
 - a 422 is not retried (permanent) and a persistent 503 ends as a temporary error;
-- prune deletes only owned, selected objects that are no longer desired.
+- prune deletes only owned, selected objects that are no longer desired;
+- prune reuses apply's lists even when apply itself took longer than the reuse window.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kubernetes
 import pytest
 from kube_env import KMockThread
 
+from driftline.operator import k8s as k8s_module
 from driftline.operator import names
 from driftline.operator.errors import ApiRejected, ApiUnavailable
-from driftline.operator.k8s import KubeClient, RetryPolicy
+from driftline.operator.k8s import ApplyResult, KubeClient, RetryPolicy
 from driftline.operator.manifests import Manifest, ObjectKey, owner_reference
 
 pytestmark = pytest.mark.integration
@@ -141,6 +145,31 @@ async def test_an_unchanged_reconcile_reads_each_kind_once(
     assert [r.action for r in result] == ["unchanged"] * 3 and pruned == []
     assert (k8s.requests("get", CM), k8s.requests("get", DEPLOY)) == (before[0] + 1, before[1] + 1)
     assert k8s.requests("patch", CM) == 0 and k8s.requests("patch", DEPLOY) == 0
+
+
+async def test_prune_reuses_the_lists_of_an_apply_that_outlasted_the_reuse_window(
+    k8s: KMockThread, client: KubeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow API server: the window counts from apply's end, not from its LISTs."""
+    manifests = [config_map("a", {"x": "1"}), deployment("d", 1)]
+    await client.apply(manifests, OWNER)
+    monkeypatch.setattr(k8s_module, "LIST_REUSE_S", 0.5)
+    one = client._apply_one
+
+    async def slow_apply_one(*args: Any, **kwargs: Any) -> ApplyResult:
+        await asyncio.sleep(0.4)  # stands in for a slow server: two objects outlast the window
+        return await one(*args, **kwargs)
+
+    monkeypatch.setattr(client, "_apply_one", slow_apply_one)
+    before = k8s.requests("get", CM), k8s.requests("get", DEPLOY)
+    await client.apply(manifests, OWNER)
+    keep = [
+        ObjectKey(m["apiVersion"], m["kind"], "default", m["metadata"]["name"]) for m in manifests
+    ]
+    await client.prune(
+        "default", LABELS, keep, [("v1", "ConfigMap"), ("apps/v1", "Deployment")], "uid-iris"
+    )
+    assert (k8s.requests("get", CM), k8s.requests("get", DEPLOY)) == (before[0] + 1, before[1] + 1)
 
 
 async def test_rejections_are_permanent_and_not_retried(

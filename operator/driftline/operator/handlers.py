@@ -694,6 +694,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     @kopf.on.update(group, version, monitors, field="spec", registry=registry)
     async def drift_monitor_retargeted(body: kopf.Body, old: Any, **_: Any) -> None:
         await wake(str((body.get("metadata") or {}).get("namespace")), [old])
+
     # The children's readiness has no event on their owner: watch them (our label) and poke the
     # owner when a child's ready pods change, so its status need not wait for the resync.
     @kopf.on.event("apps", "v1", "deployments", labels=_MANAGED, registry=registry)

@@ -110,6 +110,20 @@ def _sources(
     return columns, categorical, sources
 
 
+def table_options(f: click.decorators.FC) -> click.decorators.FC:
+    """Options shared by ``profile`` and ``drift``: how the data table's columns are read."""
+    options = [
+        click.option("--categorical", default=None, help="Comma-separated categorical columns."),
+        click.option("--exclude", default=None,
+                     help="Comma-separated columns to leave out (e.g. label)."),
+        click.option("--bins", default=10, show_default=True, type=click.IntRange(2, 1000),
+                     help="PSI bins per numeric feature (reference quantiles)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @click.command(context_settings=CONTEXT)
 @click.option(
     "--reference",
@@ -125,20 +139,12 @@ def _sources(
     type=click.Path(path_type=Path),
     help="Where to write the profile (JSON; written atomically).",
 )
-@click.option("--categorical", default=None, help="Comma-separated categorical columns.")
-@click.option("--exclude", default=None, help="Comma-separated columns to leave out (e.g. label).")
+@table_options
 @click.option(
     "--segment",
     "segments",
     default=None,
     help="Comma-separated categorical columns to keep per-value reference counts for.",
-)
-@click.option(
-    "--bins",
-    default=10,
-    show_default=True,
-    type=click.IntRange(2, 1000),
-    help="PSI bins per numeric feature (reference quantiles).",
 )
 @click.option(
     "--grid-points",
@@ -309,20 +315,12 @@ def _load_reference(
     type=click.Path(path_type=Path),
     help="Current data (.npz or .csv) with the reference's columns.",
 )
-@click.option("--categorical", default=None, help="Comma-separated categorical columns.")
-@click.option("--exclude", default=None, help="Comma-separated columns to leave out (e.g. label).")
+@table_options
 @click.option(
     "--segment",
     "segments",
     default=None,
     help="Comma-separated categorical columns to judge per value as well.",
-)
-@click.option(
-    "--bins",
-    default=10,
-    show_default=True,
-    type=click.IntRange(2, 1000),
-    help="PSI bins per numeric feature.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @click.option(

@@ -381,20 +381,31 @@ async def _ready_pods(
 
 
 async def _rolled_out(
-    ctx: Context, namespace: str, name: str, state: rollout.RolloutState
+    ctx: Context, deployment: Deployment, state: rollout.RolloutState
 ) -> dict[str, str]:
-    """The readiness fact for ``rollout.step``: the Model ``<dep>-stable`` is fully rolled out on.
+    """The readiness fact for ``rollout.step``: the Model each slot is fully rolled out on.
 
-    Read only while ``Promoting`` (the only stage that waits on it): one GET then, none in the
-    steady state. Empty while the stable Deployment still rolls (``status.rolled_out_model``).
+    Read only while ``Promoting`` (the only stage that waits on it): one GET per slot then, none
+    in the steady state. ``stable``: ``<dep>-stable`` fully rolled out
+    (``status.rolled_out_model``); ``canary`` (while it scales up before taking 100%): the same,
+    with at least the full-size pod count ready. A slot still rolling is absent.
     """
     if state.stage != rollout.Stage.PROMOTING:
         return {}
-    child = names.variant_name(name, "stable")
-    model = status.rolled_out_model(
-        await ctx.cluster.get("apps/v1", "Deployment", namespace, child)
-    )
-    return {"stable": model} if model is not None else {}
+    namespace = deployment.metadata.namespace or "default"
+    name = deployment.metadata.name
+    slots = {"stable": 0}
+    if state.weight < 100 and not state.reverting:
+        slots["canary"] = plan.full_size(deployment)
+    facts: dict[str, str] = {}
+    for role, min_ready in slots.items():
+        child = await ctx.cluster.get(
+            "apps/v1", "Deployment", namespace, names.variant_name(name, role)
+        )
+        model = status.rolled_out_model(child, min_ready)
+        if model is not None:
+            facts[role] = model
+    return facts
 
 
 async def _hold_unready_canary(
@@ -513,7 +524,7 @@ async def reconcile_deployment(
             now=now,
             analysis=result,
             commands=_commands(meta, f"{namespace}/{name}"),
-            rolled_out=await _rolled_out(ctx, namespace, name, state),
+            rolled_out=await _rolled_out(ctx, deployment, state),
         )
         stepped = rollout_status.write_status(
             deployment.status,

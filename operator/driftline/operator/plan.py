@@ -17,8 +17,8 @@ Rules:
   the stable fleet.
 - Promotion (``Promoting`` in status): ``stableModel`` is what ``<dep>-stable`` must run (the old
   Model while the canary's 100% drains it, then the new one, or the old one again after an
-  abort) at weight 0 and full size; the canary takes 100% at full size. Nothing special here:
-  the rollout state machine writes those fields, the plan renders them as for any weight.
+  abort) at full size; the canary runs at full size whatever its weight (the state machine
+  keeps the step's weight until the canary is ready at that size, then gives it 100%).
 - Drain: when a rollout ends (promotion, rollback, abort, revert, supersede) the slot that carried
   the target (``<dep>-canary`` or ``<dep>-shadow``) loses its traffic but stays rendered, at
   weight 0 (mirror 0) and at the size it had, while ``status.rollout.drainSlot`` names it: requests
@@ -164,6 +164,14 @@ def _replicas(deployment: Deployment, percent: int) -> int:
     return _share(total, percent)
 
 
+def full_size(deployment: Deployment) -> int:
+    """Pods a variant at 100% runs at least: the autoscaler's minimum, or the fixed replicas."""
+    auto = deployment.spec.autoscaling
+    if auto is not None:
+        return auto.min_replicas
+    return _replicas(deployment, 100)
+
+
 def _lookup(models: Mapping[str, Model], name: str, role: Role) -> ModelRef:
     model = models.get(name)
     if model is None:
@@ -221,6 +229,9 @@ def desired(
     canary_name = status.canary_model if status is not None else None
     shadow_name = status.shadow_model if status is not None else None
     canary_weight = (status.canary_weight if status is not None else 0) if canary_name else 0
+    record = status.rollout if status is not None else None
+    promoting = record is not None and record.stage == "Promoting"
+    canary_size = 100 if promoting else canary_weight
 
     variants = [
         VariantPlan(
@@ -239,8 +250,8 @@ def desired(
                 model=_lookup(models, canary_name, "canary"),
                 weight=canary_weight,
                 mirror_percent=0,
-                replicas=_replicas(deployment, canary_weight),
-                autoscaling=_bounds(deployment, canary_weight),
+                replicas=_replicas(deployment, canary_size),
+                autoscaling=_bounds(deployment, canary_size),
             )
         )
     if shadow_name:

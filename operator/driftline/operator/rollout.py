@@ -224,7 +224,8 @@ class Stage(StrEnum):
     CANARY = "Canary"
     """The target receives ``weight`` percent of live traffic at step ``step``."""
     PROMOTING = "Promoting"
-    """The target passed: the canary serves 100%; after ``drain`` the stable slot rolls to the
+    """The target passed: the canary scales to full size, then serves 100% (where the edge
+    reports slot readiness); after ``drain`` the stable slot rolls to the
     target (or back to the old stable after an abort); once that slot is fully rolled out and
     ready, everything goes back to stable and the canary drains."""
     ABORTED = "Aborted"
@@ -819,15 +820,15 @@ def _promote(
         log.items.append(Decision(DecisionKind.PROMOTED, reason, message, old, new, 0))
         return done
     message = (
-        f"promoting {new} ({reason}): the canary serves 100%; the stable variant rolls from "
-        f"{old} to {new} once its traffic has drained"
+        f"promoting {new} ({reason}): the canary scales to the stable variant's size, then "
+        f"serves 100%; the stable variant rolls from {old} to {new} once its traffic has drained"
     )
     promoting = replace(
         state,
         stage=Stage.PROMOTING,
         previous=old,
         step=None,
-        weight=100,
+        weight=state.weight,
         mirror=0,
         pause=None,
         reason=reason,
@@ -836,7 +837,9 @@ def _promote(
         progress_at=now,
         failures=0,
     )
-    log.items.append(Decision(DecisionKind.PROMOTION_STARTED, reason, message, old, new, 100))
+    log.items.append(
+        Decision(DecisionKind.PROMOTION_STARTED, reason, message, old, new, promoting.weight)
+    )
     return promoting
 
 
@@ -899,12 +902,55 @@ def _finish_promotion(
 
 
 def _route_settled_at(state: RolloutState, policy: Policy) -> datetime | None:
-    """While ``Promoting`` and the stable slot not yet rolling: when it may start rolling."""
+    """While ``Promoting`` and the stable slot not yet rolling: when it may start rolling.
+
+    None while the canary still scales up (it does not serve 100% yet: nothing drains).
+    """
     if state.stage != Stage.PROMOTING or state.reverting or state.stable == state.target:
+        return None
+    if state.weight < 100:
         return None
     if state.stage_started_at is None:
         return None
     return state.stage_started_at + timedelta(seconds=max(policy.drain_s, 0.0))
+
+
+def _scale_up_canary(
+    state: RolloutState,
+    policy: Policy,
+    now: datetime,
+    rolled_out: Mapping[str, str],
+    log: _Log,
+) -> RolloutState:
+    """Before the canary takes 100%: wait until it runs at the stable variant's size.
+
+    A canary was sized for its step's weight (a 10% canary of a 10-pod fleet runs 1 pod); a
+    ``promote`` at a low weight, or one from the shadow phase, would send everything to it while
+    its autoscaler caught up. ``Promoting`` renders it at full size at once and keeps the step's
+    weight until the edge reports it fully rolled out and ready at that size
+    (``rolled_out["canary"]``); then it takes 100% and the stable slot's drain begins. The
+    progress deadline bounds the wait: past it the promotion is held, traffic unchanged.
+    """
+    if rolled_out.get("canary") == state.target:
+        message = (
+            f"{state.target}'s canary runs at full size: it serves 100%; the stable variant "
+            f"rolls from {state.previous} to {state.target} once its traffic has drained"
+        )
+        full = replace(state, weight=100, stage_started_at=now, progress_at=now, message=message)
+        log.add(full, DecisionKind.STEP_ADVANCED, "CanaryScaledUp", message, src=state.previous)
+        return full
+    if state.pause is not None or state.progress_at is None:
+        return state
+    if now - state.progress_at < timedelta(seconds=policy.progress_deadline_s):
+        return state
+    message = (
+        f"{state.target}'s canary is not fully ready at the stable variant's size after "
+        f"{policy.progress_deadline_s:g}s (progressDeadline); traffic stays at "
+        f"{state.weight}% on it"
+    )
+    held = replace(state, pause=PAUSE_DEADLINE, message=message)
+    log.add(held, DecisionKind.PAUSED, PAUSE_DEADLINE, message, src=state.previous)
+    return held
 
 
 def _advance_promoting(
@@ -924,6 +970,8 @@ def _advance_promoting(
     """
     if rolled_out is None:
         return _finish_promotion(state, policy, now, log)
+    if state.weight < 100 and not state.reverting:
+        return _scale_up_canary(state, policy, now, rolled_out, log)
     settled = _route_settled_at(state, policy)
     if settled is not None:
         if now < settled:

@@ -143,7 +143,7 @@ def _count(fields: Mapping[str, object], key: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else -1
 
 
-def rolled_out_model(child: Mapping[str, object] | None) -> str | None:
+def rolled_out_model(child: Mapping[str, object] | None, min_ready: int = 0) -> str | None:
     """The Model an apps/v1 child Deployment is fully rolled out and ready on, else None.
 
     The readiness fact ``rollout.step(rolled_out=...)`` needs while ``Promoting``: the
@@ -155,6 +155,9 @@ def rolled_out_model(child: Mapping[str, object] | None) -> str | None:
 
     Args:
         child: the child Deployment as read from the API (None when it does not exist).
+        min_ready: ready pods it must also have at least: the size the plan gave it, since an
+            autoscaler raises ``spec.replicas`` to a new minimum only after the apply (until
+            then the Deployment looks rolled out at its old size).
 
     Returns:
         The Model name, or None while it rolls (or cannot be told).
@@ -169,7 +172,7 @@ def rolled_out_model(child: Mapping[str, object] | None) -> str | None:
         return None
     want = _count(spec, "replicas") if "replicas" in spec else 1
     counts = {_count(st, k) for k in ("replicas", "updatedReplicas", "readyReplicas")}
-    if want < 0 or counts != {want}:
+    if want < 0 or counts != {want} or want < min_ready:
         return None
     template = spec.get("template")
     tmeta = template.get("metadata") if isinstance(template, Mapping) else None

@@ -213,8 +213,22 @@ async def test_spec_changes_reach_the_children(k8s: KMockThread, tmp_path: Path)
             "tiny",
             rollout.command_patch(command),
         )
-        # Promoting: the canary takes 100% while <dep>-stable rolls to v2; it stays so until
-        # the stable Deployment reports a finished rollout on v2.
+        # Promoting at 10%: the canary (1 pod for its 10%) first scales to the stable's 3 pods
+        # and keeps its 10% until all 3 are ready; nothing else moves meanwhile.
+        scaling = await aeventually(
+            lambda: (
+                (s := status_of(k8s, DEPLOYS, "tiny")).get("rollout", {}).get("stage")
+                == "Promoting"
+                and k8s.objects(APPS, NS)["tiny-canary"]["spec"]["replicas"] == 3
+                and s
+            ),
+            what="canary scaled to full size",
+        )
+        assert scaling["canaryWeight"] == 10
+        assert stable_template_model(k8s) == "tiny-v1"
+        mark_ready(k8s)  # the canary's 3 pods are ready
+        # Then the canary takes 100% while <dep>-stable rolls to v2; it stays so until the
+        # stable Deployment reports a finished rollout on v2.
         promoting = await aeventually(
             lambda: (
                 (s := status_of(k8s, DEPLOYS, "tiny")).get("rollout", {}).get("stage")

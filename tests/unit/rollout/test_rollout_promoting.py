@@ -80,6 +80,8 @@ PROMOTING = replace(
 """Promoting, the stable slot rolling to v2 (its traffic drained)."""
 ROUTING = replace(PROMOTING, stable="v1", stage_started_at=NOW - timedelta(seconds=1))
 """Promoting, just entered: 100% on the canary, the stable slot still on v1 while it drains."""
+SCALING = replace(ROUTING, weight=10, progress_at=NOW - timedelta(seconds=1))
+"""Promoting, promoted at a 10% step: the canary scales to full size before it takes 100%."""
 REVERTING = replace(PROMOTING, stable="v1", previous=None, reason="ManualAbort")
 """Promoting after an abort: the stable slot rolls back to v1."""
 
@@ -113,11 +115,63 @@ TRANSITIONS: list[tuple[str, RolloutState, dict[str, Any], dict[str, Any], list[
         ["PromotionStarted"],
     ),
     (
-        "promote at step 1 -> Promoting from weight 10",
+        "promote at step 1 -> Promoting at weight 10 while the canary scales to full size",
         replace(ENTER, step=0, weight=10),
         {"verb": "promote", "rolled_out": {}},
-        {"stage": Stage.PROMOTING, "weight": 100, "stable": "v1", "step": None},
+        {"stage": Stage.PROMOTING, "weight": 10, "stable": "v1", "step": None},
         ["PromotionStarted"],
+    ),
+    (
+        "promote at step 1, the canary already ready at full size: 100% in the same call",
+        replace(ENTER, step=0, weight=10),
+        {"verb": "promote", "rolled_out": {"stable": "v1", "canary": "v2"}},
+        {"stage": Stage.PROMOTING, "weight": 100, "stable": "v1", "stage_started_at": NOW},
+        ["PromotionStarted", "StepAdvanced"],
+    ),
+    (
+        "scaling up: the canary not ready at full size yet, the weight stays",
+        SCALING,
+        {"rolled_out": {"stable": "v1"}, "now": SETTLED + timedelta(seconds=30)},
+        {"stage": Stage.PROMOTING, "weight": 10, "stable": "v1", "pause": None},
+        [],
+    ),
+    (
+        "scaling up: a canary ready on another Model does not count",
+        SCALING,
+        {"rolled_out": {"stable": "v1", "canary": "v1"}},
+        {"stage": Stage.PROMOTING, "weight": 10},
+        [],
+    ),
+    (
+        "scaling up: the canary ready at full size takes 100%, the stable's drain starts now",
+        SCALING,
+        {"rolled_out": {"stable": "v1", "canary": "v2"}},
+        {
+            "stage": Stage.PROMOTING,
+            "weight": 100,
+            "stable": "v1",
+            "stage_started_at": NOW,
+            "progress_at": NOW,
+            "reason": "AllStepsPassed",
+        },
+        ["StepAdvanced"],
+    ),
+    (
+        "scaling up past the progress deadline: held, the weight stays",
+        SCALING,
+        {
+            "rolled_out": {"stable": "v1"},
+            "now": NOW - timedelta(seconds=1) + timedelta(seconds=120),
+        },
+        {"stage": Stage.PROMOTING, "weight": 10, "pause": PAUSE_DEADLINE},
+        ["Paused"],
+    ),
+    (
+        "abort while scaling up: Aborted at once, all traffic on v1",
+        SCALING,
+        {"verb": "abort", "rolled_out": {"stable": "v1"}},
+        {"stage": Stage.ABORTED, "stable": "v1", "target": "v2", "weight": 0},
+        ["Aborted"],
     ),
     (
         "local mode (no fact): promoted at once, as before",
@@ -277,10 +331,10 @@ TRANSITIONS: list[tuple[str, RolloutState, dict[str, Any], dict[str, Any], list[
         ["Aborted"],
     ),
     (
-        "promote from Aborted (forced): Promoting",
+        "promote from Aborted (forced): Promoting, at weight 0 until the canary is full size",
         replace(ENTER, stage=Stage.ABORTED, weight=0, stage_started_at=None, progress_at=None),
         {"verb": "promote", "rolled_out": {}},
-        {"stage": Stage.PROMOTING, "stable": "v1", "previous": "v1", "weight": 100},
+        {"stage": Stage.PROMOTING, "stable": "v1", "previous": "v1", "weight": 0},
         ["PromotionStarted"],
     ),
 ]
@@ -355,6 +409,8 @@ def test_no_analysis_and_a_short_wake_while_promoting() -> None:
     # the deadline is a wake too (when it comes before the next poll)
     late = T0 + timedelta(seconds=90 + 119.5)
     assert wake_at(PROMOTING, POLICY, late) == T0 + timedelta(seconds=90 + 120)
+    # scaling the canary up: readiness is polled, nothing drains yet
+    assert wake_at(SCALING, POLICY, NOW) == NOW + timedelta(seconds=PROMOTE_POLL_S)
 
 
 @pytest.mark.parametrize(
@@ -406,6 +462,10 @@ def _model(name: str) -> Model:
         (ROUTING, [("stable", "v1", 0, 10), ("canary", "v2", 100, 10)]),
         (PROMOTING, [("stable", "v2", 0, 10), ("canary", "v2", 100, 10)]),
         (REVERTING, [("stable", "v1", 0, 10), ("canary", "v2", 100, 10)]),
+        # promoted at 10%: the canary is sized fully before it takes more than its 10%
+        (SCALING, [("stable", "v1", 90, 10), ("canary", "v2", 10, 10)]),
+        # for comparison, the same 10% step before the promotion: one pod
+        (replace(ENTER, step=0, weight=10), [("stable", "v1", 90, 10), ("canary", "v2", 10, 1)]),
     ],
 )
 def test_the_plan_rolls_the_stable_slot_with_no_traffic_and_sizes_the_canary_fully(
@@ -501,3 +561,42 @@ def _child(**status_fields: int) -> dict[str, Any]:
 )
 def test_rolled_out_model(child: dict[str, Any] | None, model: str | None) -> None:
     assert status.rolled_out_model(child) == model
+
+
+def test_a_canary_counts_as_rolled_out_only_at_the_size_asked() -> None:
+    """An autoscaler raises ``spec.replicas`` after the apply: 3 ready pods of 3 is not 5."""
+    assert status.rolled_out_model(_child(), min_ready=3) == "v2"
+    assert status.rolled_out_model(_child(), min_ready=5) is None
+
+
+def test_full_size_is_the_autoscaler_minimum_or_the_fixed_replicas() -> None:
+    body: dict[str, Any] = {
+        "apiVersion": "driftline.dev/v1alpha1",
+        "kind": "Deployment",
+        "metadata": {"name": "churn", "namespace": "ml"},
+        "spec": {"model": "v2", "replicas": 4},
+    }
+    assert plan.full_size(Deployment.from_manifest(body)) == 4
+    body["spec"] = {"model": "v2", "autoscaling": {"minReplicas": 3, "maxReplicas": 9}}
+    assert plan.full_size(Deployment.from_manifest(body)) == 3
+
+
+def test_a_low_weight_promotion_scales_the_canary_before_it_takes_everything(
+    sim: SimFactory,
+) -> None:
+    s = sim()
+    s.rolled_out = {"stable": "v1"}
+    s.desired = "v2"
+    s.run(200, until=lambda x: x.state.stage == Stage.CANARY)
+    s.send("promote", "p-1")
+    s.run(3, until=lambda x: x.state.stage == Stage.PROMOTING)
+    assert traffic(s.state).canary_weight == 10  # still the step's weight
+    s.run(20)
+    assert s.state.weight == 10 and s.state.stable == "v1"  # waits; the stable does not roll
+    s.rolled_out = {"stable": "v1", "canary": "v2"}  # the canary is ready at full size
+    s.run(3, until=lambda x: x.state.weight == 100)
+    assert "StepAdvanced" in s.kinds()
+    s.run(200, until=lambda x: x.state.stable == "v2")
+    s.rolled_out = {"stable": "v2"}
+    s.run(10, until=lambda x: x.state.stage == Stage.IDLE)
+    assert s.kinds()[-1] == "Promoted"

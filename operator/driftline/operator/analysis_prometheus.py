@@ -7,17 +7,17 @@ variant, PromQL over the metrics the routers and monitor sidecars already export
 with ``analysis.combine`` exactly as the HTTP provider merges pods.
 
 Queries (``SEL`` is the configured label selector for the Deployment, ``W`` the analysis
-interval in seconds, ``R`` the variant role)::
+interval in seconds, ``R`` the variant role, ``M`` the Model it must serve)::
 
-    requests   sum(increase(driftline_router_requests_total{SEL,variant="R"}[W]))
-    errors     sum(increase(driftline_router_requests_total{SEL,variant="R",
+    requests   sum(increase(driftline_router_requests_total{SEL,variant="R",version="M"}[W]))
+    errors     sum(increase(driftline_router_requests_total{SEL,variant="R",version="M",
                    outcome=~"server_error|unavailable|timeout"}[W]))
-    p50, p99   histogram_quantile(q, sum by (le) (
-                   rate(driftline_router_request_duration_seconds_bucket{SEL,variant="R"}[W])))
+    p50, p99   histogram_quantile(q, sum by (le) (rate(
+                   driftline_router_request_duration_seconds_bucket{SEL,variant="R",version="M"}[W])))
     shadow     sum(increase(driftline_router_shadow_requests_total{SEL,primary="stable",
-                   shadow="shadow"}[W])) (mirrored), the same with outcome=~"error|timeout"
-               (errors) and outcome="compared"; agreement = increase(..._class_agreements_total)
-               / increase(..._class_elements_total)
+                   shadow="shadow",version="M"}[W])) (mirrored), the same with
+               outcome=~"error|timeout" (errors) and outcome="compared"; agreement =
+               increase(..._class_agreements_total) / increase(..._class_elements_total)
     monitors   driftline_monitor_drift_share, driftline_monitor_drift,
                driftline_monitor_window_samples, driftline_monitor_performance{SEL,variant="R"}
                (one series per pod: merged like pods are, the worst drift share wins)
@@ -27,12 +27,14 @@ The selector is a template over ``{namespace}`` and ``{deployment}``; the defaul
 keeps the pod's namespace and maps pod labels (``driftline.dev/deployment`` becomes
 ``driftline_dev_deployment``), as the usual Kubernetes pod discovery with ``labelmap`` does.
 
-Limits, said plainly: the router's metrics carry the variant role, not the model, so this
-provider cannot reject numbers of a previous model right after a route change (the HTTP provider
-can); no monitor metric carries predicted-label counts, so ``predictionShift`` is inconclusive
-here; ``increase`` needs two scrapes inside the window, so the analysis interval must be at least
-twice the scrape interval. Errors (Prometheus down, a non-success answer, an unknown shape) are no
-data, logged at WARNING, never an exception.
+The router labels its series with the model version its route table names for each variant,
+and starts new series when a variant changes model, so the router numbers of a tick are the
+target Model's only (as the HTTP provider's, which compares ``model_version``); a router older
+than that label has no matching series: no data. Limits, said plainly: no monitor metric carries
+predicted-label counts, so ``predictionShift`` is inconclusive here; ``increase`` needs two
+scrapes inside the window, so the analysis interval must be at least twice the scrape interval.
+Errors (Prometheus down, a non-success answer, an unknown shape) are no data, logged at WARNING,
+never an exception.
 """
 
 from __future__ import annotations
@@ -116,9 +118,10 @@ def queries(target: Target, *, window_s: int, selector: str = DEFAULT_SELECTOR) 
     sel = label_selector(selector, target)
     w = f"[{max(int(window_s), 1)}s]"
     role = _quote(target.role)
+    model = _quote(target.model)
     out: dict[str, str] = {}
     if target.role == "shadow":
-        pair = f'{sel},primary="stable",shadow="shadow"'
+        pair = f'{sel},primary="stable",shadow="shadow",version={model}'
         shadow = "driftline_router_shadow_requests_total"
         out["mirrored"] = f"sum(increase({shadow}{{{pair}}}{w}))"
         out["shadow_errors"] = (
@@ -129,7 +132,7 @@ def queries(target: Target, *, window_s: int, selector: str = DEFAULT_SELECTOR) 
             metric = f"driftline_router_shadow_class_{part}_total"
             out[f"class_{part}"] = f"sum(increase({metric}{{{pair}}}{w}))"
     else:
-        live = f"{sel},variant={role}"
+        live = f"{sel},variant={role},version={model}"
         requests = "driftline_router_requests_total"
         out["requests"] = f"sum(increase({requests}{{{live}}}{w}))"
         out["errors"] = f'sum(increase({requests}{{{live},outcome=~"{ROUTER_ERROR_OUTCOMES}"}}{w}))'

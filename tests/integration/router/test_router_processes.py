@@ -238,9 +238,8 @@ def test_shadow_answers_are_compared(fakes: dict[str, Proc], router_for) -> None
     assert pairs["canary"]["class_agreement"] == 0.0
     assert pairs["stable"]["score_mean_abs_diff"] == pytest.approx(0.1, abs=1e-6)
     metrics = httpx.get(router.url + "/metrics").text
-    assert 'driftline_router_shadow_agreement_ratio{primary="stable",shadow="shadow"} 1.0' in (
-        metrics
-    )
+    agreement = 'driftline_router_shadow_agreement_ratio{primary="stable",shadow="shadow"'
+    assert f'{agreement},version="3"}} 1.0' in metrics  # labelled with the shadow's model
     assert "driftline_router_mirror_percent 100.0" in metrics
 
 
@@ -518,8 +517,8 @@ def test_a_shadow_that_cannot_keep_up_is_shed_not_waited_for(
     assert pair["compared"] + pair["skipped"] + pair["shadow_timeouts"] == 0
     metrics = httpx.get(router.url + "/metrics").text
     assert (
-        'driftline_router_shadow_requests_total{outcome="dropped",primary="stable",shadow="shadow"}'
-        " 4.0" in metrics
+        'driftline_router_shadow_requests_total{outcome="dropped",primary="stable",shadow="shadow",'
+        'version="3"} 4.0' in metrics
     )
 
 

@@ -63,8 +63,10 @@ def test_queries_use_names_the_data_plane_registers() -> None:
 def test_canary_queries_select_the_deployment_role_and_window() -> None:
     q = queries(CANARY, window_s=45)
     sel = 'namespace="team-a",driftline_dev_deployment="churn",variant="canary"'
-    assert q["requests"] == f"sum(increase(driftline_router_requests_total{{{sel}}}[45s]))"
+    live = f'{sel},version="{CANARY.model}"'  # the router's numbers of this Model only
+    assert q["requests"] == f"sum(increase(driftline_router_requests_total{{{live}}}[45s]))"
     assert 'outcome=~"server_error|unavailable|timeout"' in q["errors"]
+    assert f'version="{CANARY.model}"' in q["errors"] and f'version="{CANARY.model}"' in q["p99"]
     assert q["p99"].startswith("histogram_quantile(0.99, sum by (le) (rate(")
     assert q["drift_share"] == f"driftline_monitor_drift_share{{{sel}}}"
 
@@ -72,7 +74,8 @@ def test_canary_queries_select_the_deployment_role_and_window() -> None:
 def test_shadow_queries_read_the_stable_shadow_pair() -> None:
     q = queries(SHADOW, window_s=30)
     assert set(q) >= {"mirrored", "shadow_errors", "compared", "class_elements", "class_agreements"}
-    assert 'primary="stable",shadow="shadow"' in q["mirrored"]
+    assert f'primary="stable",shadow="shadow",version="{SHADOW.model}"' in q["mirrored"]
+    assert all(f'version="{SHADOW.model}"' in q[k] for k in ("class_elements", "compared"))
     assert "requests" not in q
 
 

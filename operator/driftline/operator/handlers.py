@@ -233,7 +233,7 @@ def prepare_model(source: ArtifactSource, model: Model) -> PreparedModel:
             what="reference",
         )
         built = profiles.build(
-            spec, signature, reference, spec.reference.sha256, spec.source.sha256
+            spec, signature, reference, spec.reference.sha256, spec.source.sha256, model=path
         )
         return PreparedModel(info, built)
 
@@ -290,7 +290,11 @@ async def reconcile_model(
             )
             await ctx.cluster.store(manifest, owner, names.ANNOTATION_PROFILE_SHA256)
             stored = status.ProfileInfo(
-                names.profile_config_map_name(name), built.size_bytes, built.rows, built.grid_points
+                names.profile_config_map_name(name),
+                built.size_bytes,
+                built.rows,
+                built.grid_points,
+                built.prediction,
             )
     except TemporaryFailure as error:
         error.delay = model_backoff(ctx, retry)

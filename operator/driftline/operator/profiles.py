@@ -84,12 +84,16 @@ class BuiltProfile:
         rows: reference rows counted.
         features: features profiled.
         grid_points: support points per numeric feature it was built with.
+        prediction: where the prediction reference came from (``output 'y' column 0
+            (numeric)``), or ``none: <why>`` when the profile has none
+            (``driftline.operator.prediction_reference``).
     """
 
     text: str
     rows: int
     features: int
     grid_points: int
+    prediction: str = "none: no model was run over the reference"
 
     @property
     def size_bytes(self) -> int:
@@ -200,8 +204,14 @@ def build(
     reference: Path,
     reference_sha256: str,
     model_sha256: str,
+    model: Path | None = None,
 ) -> BuiltProfile:
     """Read the verified reference, check its columns, build the profile that fits a ConfigMap.
+
+    With ``model`` (the verified ONNX file) the model is run over the reference and its
+    prediction becomes one more feature, sourced from the output tensor (prediction drift's
+    baseline); when the prediction cannot be read the profile has the input features only and
+    ``BuiltProfile.prediction`` says why.
 
     Args:
         spec: the Model's spec (features).
@@ -209,6 +219,7 @@ def build(
         reference: the verified local copy (``.npz`` or ``.csv``).
         reference_sha256: its verified digest (the profile's version).
         model_sha256: the Model artifact's verified digest.
+        model: the verified ONNX file to run over the reference (None: no prediction reference).
 
     Raises:
         ArtifactInvalid: see the module docstring for the reasons.
@@ -228,6 +239,24 @@ def build(
     columns = {f.name: table[f.column] for f in features}
     sources: dict[str, Source] = {f.name: Source("input", f.tensor, f.position) for f in features}
     categorical = [f.name for f in features if f.type == "categorical"]
+    prediction = "none: no model was run over the reference"
+    if model is not None:
+        from driftline.operator import prediction_reference as pr
+
+        target = pr.prediction_target(spec, signature, [f.name for f in features])
+        values = (
+            target
+            if isinstance(target, pr.NoPrediction)
+            else pr.predict(model, features, signature, target, table)
+        )
+        if isinstance(values, pr.NoPrediction):
+            prediction = f"none: {values.reason}"
+        elif not isinstance(target, pr.NoPrediction):
+            columns[target.name] = values
+            sources[target.name] = Source("output", target.output, target.column)
+            if target.type == "categorical":
+                categorical.append(target.name)
+            prediction = target.describe()
     sizes: list[str] = []
     for grid in GRID_STEPS:
         try:
@@ -242,7 +271,7 @@ def build(
             text = json.dumps(profile_to_json(built), separators=(",", ":"), allow_nan=False)
         except (ProfileError, ValueError) as e:
             raise ArtifactInvalid(f"spec.reference: {e}", reason="ReferenceInvalid") from None
-        result = BuiltProfile(text, built.reference.rows, len(features), grid)
+        result = BuiltProfile(text, built.reference.rows, len(features), grid, prediction)
         if result.size_bytes <= MAX_PROFILE_BYTES:
             return result
         sizes.append(f"{result.size_bytes} bytes at {grid} points")

@@ -56,6 +56,7 @@ class ProfileInfo:
     size_bytes: int
     rows: int
     grid_points: int
+    prediction: str | None = None
 
 
 def model_ready(
@@ -72,6 +73,8 @@ def model_ready(
             f"; reference profile of {profile.rows} rows ({profile.size_bytes} bytes, "
             f"{profile.grid_points} points) in ConfigMap {profile.config_map}"
         )
+        if profile.prediction is not None:
+            message += f"; prediction reference: {profile.prediction}"
     return old.model_copy(
         update={
             "observed_generation": model.metadata.generation,
@@ -91,6 +94,7 @@ def model_ready(
             "verified_sha256": info.sha256,
             "profile_config_map": profile.config_map if profile is not None else None,
             "profile_size_bytes": profile.size_bytes if profile is not None else None,
+            "prediction_reference": profile.prediction if profile is not None else None,
         }
     )
 

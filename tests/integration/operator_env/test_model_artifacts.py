@@ -179,7 +179,10 @@ async def test_http_model_with_reference_becomes_ready_with_its_profile(
         uid = k8s.objects(MODELS, NS)["tiny-v1"]["metadata"]["uid"]
         assert [r["uid"] for r in cm["metadata"]["ownerReferences"]] == [uid]
         profile = profile_from_json(json.loads(text))
-        assert profile.layout.names == ("a", "b", "c")  # the label column is not a feature
+        # the label column is not a feature; the model's output over the reference is
+        assert profile.layout.names == ("a", "b", "c", "prediction")
+        assert status["predictionReference"] == "output 'y' column 0 (numeric)"
+        assert "prediction reference: output 'y'" in status["message"]
         assert (profile.reference_sha256, profile.model_sha256) == (ref_sha, sha)
         assert profile.reference.rows == 400
 

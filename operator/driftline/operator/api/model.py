@@ -233,6 +233,12 @@ class ModelStatus(StatusBase):
     profile_size_bytes: Annotated[int, Field(ge=0)] | None = None
     """Size of the stored profile JSON in bytes (at most 900 KiB, so it fits a ConfigMap)."""
 
+    prediction_reference: Annotated[str, StringConstraints(max_length=512)] | None = None
+    """Where the profile's prediction baseline comes from: the model run over the reference,
+    ``output 'y' column 0 (numeric)``; or ``none: <why>`` when the outputs cannot be read as one
+    prediction per row (not a failure: prediction drift then has no baseline). Unset without
+    ``spec.reference``."""
+
     verified_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
     """The digest the operator verified; equals ``spec.source.sha256`` when ``Ready``."""
 

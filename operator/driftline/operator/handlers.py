@@ -412,32 +412,35 @@ async def _rolled_out(
     return facts
 
 
-async def _hold_unready_canary(
+async def _hold_unready_variants(
     ctx: Context, namespace: str, topology: plan.Topology, manifests: list[Manifest]
 ) -> list[Manifest]:
-    """Route no traffic to a canary without a ready pod yet: its share stays on stable.
+    """Route nothing to a canary or shadow without a ready pod yet.
 
-    Its Service has no endpoints until then, so the router's requests to it would be refused,
-    fail the client and count against the canary before it ever served. Only the route table
-    changes; the canary's Deployment, Service and autoscaler are applied as planned.
+    Its Service has no endpoints until then, so the router's requests (or mirrored copies) to it
+    would be refused and count against it before it ever served: a canary's share stays on
+    stable, a shadow gets no copies. Only the route table changes; the variant's Deployment,
+    Service and autoscaler are applied as planned.
     """
-    canary = topology.variant("canary")
-    if canary is None or canary.weight == 0:
+    canary, shadow = topology.variant("canary"), topology.variant("shadow")
+    unready: set[str] = set()
+    for variant in (canary, shadow):
+        if variant is None or (variant.weight == 0 and variant.mirror_percent == 0):
+            continue
+        if await _child_ready(ctx, namespace, names.variant_name(topology.name, variant.role)) == 0:
+            unready.add(variant.role)
+    if not unready:
         return manifests
-    if await _child_ready(ctx, namespace, names.variant_name(topology.name, "canary")) > 0:
-        return manifests
-    held = replace(
-        topology,
-        variants=tuple(
-            replace(v, weight=0)
-            if v.role == "canary"
-            else replace(v, weight=v.weight + canary.weight)
-            if v.role == "stable"
-            else v
-            for v in topology.variants
-        ),
+    moved = canary.weight if canary is not None and "canary" in unready else 0
+
+    def held(v: plan.VariantPlan) -> plan.VariantPlan:
+        if v.role in unready:
+            return replace(v, weight=0, mirror_percent=0)
+        return replace(v, weight=v.weight + moved) if v.role == "stable" else v
+
+    table = render.router.config_map(
+        replace(topology, variants=tuple(held(v) for v in topology.variants))
     )
-    table = render.router.config_map(held)
     return [table if key_of(m) == key_of(table) else m for m in manifests]
 
 
@@ -556,7 +559,7 @@ async def reconcile_deployment(
         uid = str(meta.get("uid", ""))
         owner = owner_reference(names.API_VERSION, names.DEPLOYMENT.kind, name, uid)
         manifests = render.manifests(topology, owner, ctx.settings.image)
-        manifests = await _hold_unready_canary(ctx, namespace, topology, manifests)
+        manifests = await _hold_unready_variants(ctx, namespace, topology, manifests)
         applied = await ctx.cluster.apply(manifests, owner)
         await ctx.cluster.prune(
             namespace,

@@ -15,6 +15,10 @@ We test:
 - a model that fails on real rows (500s) is rolled back for its error rate;
 - a slow model is rolled back for its p99 latency;
 - a model whose monitor sees the traffic drift from its reference is rolled back for drift;
+- a shadow that agrees with stable (quickstart v2) passes its shadow phase and goes on to the
+  canary steps; one that disagrees (churn-v3) is rolled back (ShadowAgreementTooLow) with no
+  client request ever answered by it (tritonclient asks binary answers: the router compares
+  those);
 - an operator stopped mid-rollout and replaced by a new one resumes at the same step (the
   step index never goes back), with one child per name.
 """
@@ -74,8 +78,10 @@ STEPS = [
 ROLLOUT_DEADLINE_S = 60.0
 
 
-def deployment_body(model: str, **analysis: Any) -> dict[str, Any]:
-    return {
+def deployment_body(
+    model: str, *, shadow: dict[str, Any] | None = None, **analysis: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "apiVersion": names.API_VERSION,
         "kind": "Deployment",
         "metadata": {"name": DEP},
@@ -99,6 +105,9 @@ def deployment_body(model: str, **analysis: Any) -> dict[str, Any]:
             },
         },
     }
+    if shadow is not None:
+        body["spec"]["rollout"]["shadow"] = shadow
+    return body
 
 
 def api() -> Any:
@@ -149,7 +158,14 @@ class Env:
 
 @contextlib.contextmanager
 def running(
-    k8s: KMockThread, pool: Any, models: ModelSet, tmp_path: Path, candidate: str, **analysis: Any
+    k8s: KMockThread,
+    pool: Any,
+    models: ModelSet,
+    tmp_path: Path,
+    candidate: str,
+    *,
+    shadow: dict[str, Any] | None = None,
+    **analysis: Any,
 ) -> Iterator[Env]:
     """v1 deployed and Ready behind a real router, the candidate Model Ready, load flowing."""
     kubelet = harness.Kubelet(k8s, pool, DEP, tmp_path).start()
@@ -166,7 +182,7 @@ def running(
                 for m in ("churn-v1", candidate)
             ),
         )
-        create(names.DEPLOYMENT.plural, deployment_body("churn-v1", **analysis))
+        create(names.DEPLOYMENT.plural, deployment_body("churn-v1", shadow=shadow, **analysis))
         env.wait(
             "v1 Healthy behind the router",
             lambda: env.status().get("phase") == "Healthy" and kubelet.router is not None,
@@ -324,6 +340,60 @@ def test_a_drifting_canary_is_rolled_back_for_drift(
         # reference data and mounted from its ConfigMap.
         shifted = [p for p in env.kubelet.pool.pairs.values() if p.model == "churn-shifted"]
         assert shifted and all(p.profile_from_volume for p in shifted)
+        assert env.load.failed == 0, env.load.errors
+
+
+SHADOW = {"percent": 100, "duration": "2s", "minSamples": 40, "minAgreement": 0.75}
+"""A short shadow phase: v2 agrees with v1 on ~85% of the traffic's rows, v3 on ~41%."""
+
+
+def test_a_shadow_that_agrees_goes_on_to_the_canary_steps(
+    k8s: KMockThread, pool: Any, models: ModelSet, tmp_path: Path
+) -> None:
+    with running(k8s, pool, models, tmp_path, "churn-v2", shadow=SHADOW) as env:
+        set_model("churn-v2")
+        shadowing = env.wait(
+            "the shadow phase with mirrored traffic",
+            lambda: (s := env.status()).get("shadowModel") == "churn-v2" and s,
+        )
+        assert shadowing["canaryWeight"] == 0 and not shadowing.get("canaryModel")
+        # no copies until the shadow has a ready pod (they would count as its errors), then all
+        table = env.wait(
+            "a route table mirroring to the ready shadow",
+            lambda: (
+                (t := env.kubelet.tables[-1]).get("shadow", {}).get("mirror_percent") == 100 and t
+            ),
+        )
+        assert "canary" not in table
+        canary = env.wait(
+            "the first canary step after the shadow phase",
+            lambda: (s := env.status()).get("canaryModel") == "churn-v2" and s,
+        )
+        assert canary["canaryWeight"] == STEPS[0]["weight"]
+        assert not canary.get("shadowModel")
+        passed = next(h for h in canary["history"] if h["reason"] == "ShadowPassed")
+        assert passed["model"] == "churn-v2"  # ended on its analysis, not by a command
+        assert env.load.failed == 0, env.load.errors  # the clients never saw the shadow
+
+
+def test_a_shadow_that_disagrees_is_rolled_back_before_any_client_sees_it(
+    k8s: KMockThread, pool: Any, models: ModelSet, tmp_path: Path
+) -> None:
+    with running(k8s, pool, models, tmp_path, "churn-v3", shadow=SHADOW) as env:
+        set_model("churn-v3")
+        status = env.wait(
+            "churn-v3 rolled back in its shadow phase",
+            lambda: (
+                (s := env.status()).get("phase") == "Degraded"
+                and not s.get("shadowModel")
+                and any(h["action"] == "RolledBack" for h in s.get("history", []))
+                and s
+            ),
+        )
+        assert rollback_reason(status) == "ShadowAgreementTooLow"
+        assert status["stableModel"] == "churn-v1" and not status.get("canaryModel")
+        assert all(h["reason"] != "ShadowPassed" for h in status["history"])
+        env.wait("a route table without the shadow", lambda: "shadow" not in env.kubelet.tables[-1])
         assert env.load.failed == 0, env.load.errors
 
 

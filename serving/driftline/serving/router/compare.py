@@ -10,6 +10,11 @@ Which outputs count as what: an output whose datatype is an integer, ``BOOL`` or
 output is a *score*, compared by absolute difference (mean absolute difference). Outputs are
 matched by name; one present in only one answer, or with a different element count, makes the
 pair *uncomparable* (counted, never guessed at).
+
+Both encodings of the protocol are read: JSON ``data`` and the binary tensor extension (the
+``Inference-Header-Content-Length`` response header gives the JSON part's length; each output's
+``parameters.binary_data_size`` bytes follow in order). ``tritonclient`` asks for binary outputs
+whenever a request names no outputs, so a shadow phase fed by it compares binary answers.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from typing import Final
 
 import numpy as np
 import orjson
+
+from driftline.serving.errors import InvalidInput
+from driftline.serving.protocol import DTYPES, decode_binary_tensor
 
 _CLASS_TYPES: Final = frozenset(
     ["BOOL", "BYTES", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"]
@@ -48,34 +56,96 @@ class Comparison:
 UNCOMPARABLE: Final = Comparison(False)
 
 
-def _outputs(body: bytes) -> dict[str, tuple[str, list[object]]] | None:
-    """``{name: (datatype, data)}`` of an OIP inference response, or None when malformed."""
+_JSON_LENGTH: Final = b"\ninference-header-content-length:"
+
+
+def json_length(raw_headers: bytes) -> int | None:
+    """The ``Inference-Header-Content-Length`` of a response's raw header lines (pure).
+
+    Returns:
+        The length; None when the header is absent (a plain JSON body); -1 when it is malformed
+        (the answer is then uncomparable).
+    """
+    lower = b"\n" + raw_headers.lower()
+    start = lower.find(_JSON_LENGTH)
+    if start < 0:
+        return None
+    start += len(_JSON_LENGTH)
+    end = lower.find(b"\r\n", start)
+    value = lower[start : end if end >= 0 else len(lower)].strip()
+    return int(value) if value.isdigit() else -1
+
+
+def _binary(item: dict[str, object], datatype: str, raw: bytes) -> object | None:
+    """One binary output's elements (an array), or None when it does not decode."""
+    shape = item.get("shape")
+    if datatype not in DTYPES or not isinstance(shape, list):
+        return None
+    if not all(type(d) is int and d >= 0 for d in shape):
+        return None
     try:
-        doc = orjson.loads(body)
+        return decode_binary_tensor("output", datatype, tuple(shape), raw, True)
+    except (InvalidInput, ValueError, TypeError):
+        return None
+
+
+def _outputs(body: bytes, length: int | None = None) -> dict[str, tuple[str, object]] | None:
+    """``{name: (datatype, data)}`` of an OIP inference response, or None when malformed.
+
+    ``length``: the JSON part's length (binary tensor extension), None for a plain JSON body.
+    """
+    if length is not None and not 0 <= length <= len(body):
+        return None
+    try:
+        doc = orjson.loads(body if length is None else body[:length])
     except orjson.JSONDecodeError:
         return None
     outputs = doc.get("outputs") if isinstance(doc, dict) else None
     if not isinstance(outputs, list):
         return None
-    found: dict[str, tuple[str, list[object]]] = {}
+    found: dict[str, tuple[str, object]] = {}
+    offset = 0 if length is None else length
     for item in outputs:
         if not isinstance(item, dict):
             return None
         name, datatype, data = item.get("name"), item.get("datatype"), item.get("data")
-        if not isinstance(name, str) or not isinstance(datatype, str) or not isinstance(data, list):
+        if not isinstance(name, str) or not isinstance(datatype, str):
             return None
-        found[name] = (datatype, data)
+        if isinstance(data, list):
+            found[name] = (datatype, data)
+            continue
+        params = item.get("parameters")
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if length is None or type(size) is not int or size < 0 or offset + size > len(body):
+            return None
+        decoded = _binary(item, datatype, body[offset : offset + size])
+        if decoded is None:
+            return None
+        found[name] = (datatype, decoded)
+        offset += size
     return found
 
 
-def compare_bodies(primary: bytes, shadow: bytes) -> Comparison:
+def compare_bodies(
+    primary: bytes,
+    shadow: bytes,
+    primary_length: int | None = None,
+    shadow_length: int | None = None,
+) -> Comparison:
     """Compare two OIP inference response bodies output by output (pure).
+
+    Args:
+        primary: the primary's response body.
+        shadow: the shadow's response body.
+        primary_length: the primary's ``Inference-Header-Content-Length`` (``json_length``),
+            None for a plain JSON body.
+        shadow_length: the same for the shadow's body.
 
     Returns:
         The counts, or :data:`UNCOMPARABLE` when either body is malformed, the output names
         differ, or an output differs in datatype class or element count.
     """
-    left, right = _outputs(primary), _outputs(shadow)
+    left, right = _outputs(primary, primary_length), _outputs(shadow, shadow_length)
     if left is None or right is None or not left or left.keys() != right.keys():
         return UNCOMPARABLE
     class_n = class_agree = score_n = 0

@@ -52,7 +52,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from driftline.serving import headers as hdr
 from driftline.serving.http import JSON, Request, Respond, Response, json_error
-from driftline.serving.router.compare import CompareBudget, Comparison, compare_bodies
+from driftline.serving.router.compare import CompareBudget, Comparison, compare_bodies, json_length
 from driftline.serving.router.health import HealthPolicy
 from driftline.serving.router.metrics import RouterMetrics
 from driftline.serving.router.stats import (
@@ -460,7 +460,8 @@ class Router:
                 )
                 answer.headers = extra
             if copy is not None:
-                copy.primary_answered(result.body if 200 <= status < 300 else None)
+                ok = 200 <= status < 300
+                copy.primary_answered(result.body if ok else None, result.raw_headers)
         else:
             if isinstance(result, UpstreamTimeout):
                 outcome = "timeout"
@@ -475,7 +476,7 @@ class Router:
                 answer = json_error(HTTPStatus.BAD_GATEWAY, str(result))
             answer.headers = extra
             if copy is not None:
-                copy.primary_answered(None)
+                copy.primary_answered(None, b"")
         elapsed = time.perf_counter() - flight.started
         self.metrics.count_request(name, outcome, elapsed)
         self._windows[name].record(
@@ -524,9 +525,16 @@ class Router:
         self.metrics.shadow_outcomes[primary_name, "timeout" if timeout else "error"] += 1
         return False
 
-    def _compare(self, primary_name: LiveName, primary: bytes, shadow: bytes) -> None:
-        """Compare one sampled pair and count it."""
-        comparison = compare_bodies(primary, shadow)
+    def _compare(
+        self,
+        primary_name: LiveName,
+        primary: tuple[bytes, bytes],
+        shadow: tuple[bytes, bytes],
+    ) -> None:
+        """Compare one sampled pair of (body, raw headers) answers and count it."""
+        comparison = compare_bodies(
+            primary[0], shadow[0], json_length(primary[1]), json_length(shadow[1])
+        )
         self._shadow_windows[primary_name].record(self._clock(), comparison)
         if not comparison.comparable:
             self.metrics.shadow_outcomes[primary_name, "uncomparable"] += 1
@@ -791,14 +799,14 @@ class _ShadowCopy:
         self.router = router
         self.primary_name = primary_name
         self.sampled = sampled
-        self._primary: bytes | bool | None = False
-        """False until the primary answered; then its body, or None when it failed."""
-        self._shadow: bytes | bool | None = False
-        """False until the shadow answered; then its body, or None when it failed."""
+        self._primary: tuple[bytes, bytes] | bool | None = False
+        """False until the primary answered; then its (body, raw headers), or None (failed)."""
+        self._shadow: tuple[bytes, bytes] | bool | None = False
+        """False until the shadow answered; then its (body, raw headers), or None (failed)."""
 
-    def primary_answered(self, body: bytes | None) -> None:
-        """The primary's 2xx body, or None (failed: nothing to compare against)."""
-        self._primary = body if self.sampled else None
+    def primary_answered(self, body: bytes | None, raw_headers: bytes) -> None:
+        """The primary's 2xx body and raw headers, or None (failed: nothing to compare)."""
+        self._primary = (body, raw_headers) if self.sampled and body is not None else None
         if self._shadow is not False:
             self._meet()
 
@@ -806,9 +814,9 @@ class _ShadowCopy:
         """The shadow pool's callback."""
         usable = self.router._shadow_done(self.primary_name, result)
         self._shadow = (
-            result.body
+            (result.body, result.raw_headers)
             if usable and isinstance(result, UpstreamResponse) and self.sampled
-            else (b"" if usable else None)
+            else (True if usable else None)
         )
         if self._primary is not False:
             self._meet()
@@ -820,7 +828,7 @@ class _ShadowCopy:
         if not self.sampled:
             self.router._skipped(self.primary_name)
             return
-        if isinstance(primary, bytes) and isinstance(shadow, bytes):
+        if isinstance(primary, tuple) and isinstance(shadow, tuple):
             try:
                 self.router._compare(self.primary_name, primary, shadow)
             except Exception:  # the shadow must never disturb the router; log and count

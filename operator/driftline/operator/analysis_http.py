@@ -69,6 +69,7 @@ from driftline.serving.drift.decide import (
     DecisionConfig,
     Rule,
     Status,
+    Verdict,
 )
 from driftline.serving.drift.profile import Profile
 from driftline.serving.monitor.settings import MonitorSettings
@@ -306,6 +307,8 @@ class FleetDriftResult:
         status: the merged verdict's status (None when no pod contributed).
         pods: pods whose counts were merged.
         skipped: pods skipped, by reason.
+        verdict: the merged window's full verdict (per feature and segment; None when no pod
+            contributed): what a DriftMonitor's status reports (``drift_status``).
     """
 
     score: float | None
@@ -313,6 +316,7 @@ class FleetDriftResult:
     status: Status | None
     pods: int
     skipped: Mapping[str, int] = field(default_factory=dict)
+    verdict: Verdict | None = None
 
 
 def _setting_default(name: str) -> object:
@@ -380,7 +384,8 @@ def fleet_drift(
     verdict = judge(fleet.profile, merged, fleet.decision)
     enough = verdict.status is not Status.NOT_ENOUGH_DATA
     score = _finite(verdict.share) if enough else None
-    return FleetDriftResult(score, verdict.rows, verdict.status, merged.pods, skipped), merged
+    result = FleetDriftResult(score, verdict.rows, verdict.status, merged.pods, skipped, verdict)
+    return result, merged
 
 
 # ------------------------------------------------------------------------------------------- I/O
@@ -500,6 +505,15 @@ class HttpProvider:
             )
         self.last_fleet[target] = result
         return result
+
+    async def fleet(self, target: Target) -> FleetDriftResult | None:
+        """The variant's merged window, judged; None without a drift source or profile.
+
+        The DriftMonitor controller's read (``drift_controller``).
+        """
+        found = self._resolve(target)
+        endpoints = found if isinstance(found, Endpoints) else await found
+        return await self._fleet(target, endpoints.monitors)
 
     async def measure(self, target: Target) -> Measurements:
         """The variant's numbers from every router replica and monitor sidecar, merged."""

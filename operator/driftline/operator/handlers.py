@@ -46,6 +46,8 @@ from driftline.operator import (
     analysis,
     cadence,
     conditions,
+    drift_controller,
+    drift_status,
     names,
     plan,
     profiles,
@@ -107,6 +109,9 @@ class Context:
     observed: Observed = field(default_factory=Observed)
     """What the child-Deployment and Model watches saw (ready pods, Model bodies)."""
     _pokes: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    fleet: drift_controller.FleetReader | None = None
+    """Reads and judges a variant's merged window for DriftMonitors (None: they are not
+    evaluated). The runner passes ``HttpProvider.fleet``."""
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         """One lock per object: the timer and a change handler never reconcile it at once."""
@@ -309,6 +314,48 @@ async def reconcile_model(
     new = status.model_ready(model, prepared.info, now, stored)
     _set_status(patch, raw.get("status"), new)
     kopf.info(event_body, reason="ModelReady", message=new.message or "verified")
+
+
+# ------------------------------------------------------------------------------ DriftMonitors
+def _status_write_only(body: Mapping[str, Any]) -> bool:
+    """Whether a DriftMonitor's status already observed its spec's generation (a status write)."""
+    meta, st = body.get("metadata") or {}, body.get("status") or {}
+    generation = meta.get("generation")
+    return generation is not None and st.get("observedGeneration") == generation
+
+
+async def evaluate_drift_monitor(
+    ctx: Context, body: Mapping[str, Any], patch: kopf.Patch, event_body: kopf.Body
+) -> None:
+    """Judge a due DriftMonitor's window; write its status, an Event on a transition, metrics.
+
+    ``action: rollback`` and ``retrain`` are recorded (status message, breach counter by action)
+    but act on nothing yet: see the README's "Not there yet".
+    """
+    raw = _plain(body)
+    try:
+        monitor = DriftMonitor.from_manifest(raw)
+    except pydantic.ValidationError:
+        return  # the admission validation names the problem; nothing to evaluate
+    now = ctx.clock()
+    if ctx.fleet is None or not drift_status.due(monitor, now):
+        return
+    new, _ = await drift_controller.evaluate(ctx.cluster, ctx.fleet, monitor, now)
+    namespace, name = monitor.metadata.namespace or "default", monitor.metadata.name
+    change = drift_status.transition(monitor.status, new)
+    if change == "DriftDetected":
+        action = monitor.spec.action
+        ctx.metrics.drift_breaches.labels(namespace, name, action).inc()
+        message = new.message or "drift detected"
+        if action != "alert":
+            message += f" (action {action}: recorded; no controller acts on it yet)"
+        new = new.model_copy(update={"last_action": now, "message": message})
+        kopf.warn(event_body, reason=change, message=new.message or "drift detected")
+    elif change == "DriftRecovered":
+        kopf.info(event_body, reason=change, message=new.message or "no drift")
+    if new.score is not None:
+        ctx.metrics.drift_score.labels(namespace, name).set(new.score)
+    _set_status(patch, raw.get("status"), new)
 
 
 # --------------------------------------------------------------------------------- Deployments
@@ -706,12 +753,18 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
                 ctx.schedule(namespace, name, 0.0)
 
     @kopf.on.event(group, version, monitors, registry=registry)
-    async def drift_monitor_event(body: kopf.Body, **_: Any) -> None:
+    async def drift_monitor_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+        if type == "MODIFIED" and _status_write_only(body):
+            return  # the controller's own status write: the flags did not change
         await wake(str((body.get("metadata") or {}).get("namespace")), [body.get("spec")])
 
     @kopf.on.update(group, version, monitors, field="spec", registry=registry)
     async def drift_monitor_retargeted(body: kopf.Body, old: Any, **_: Any) -> None:
         await wake(str((body.get("metadata") or {}).get("namespace")), [old])
+
+    @kopf.timer(group, version, monitors, interval=tick, initial_delay=tick, registry=registry)
+    async def drift_monitor_tick(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await evaluate_drift_monitor(ctx, body, patch, body)
 
     # The children's readiness has no event on their owner: watch them (our label) and poke the
     # owner when a child's ready pods change, so its status need not wait for the resync.

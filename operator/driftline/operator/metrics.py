@@ -37,6 +37,8 @@ class Metrics:
     rollbacks: Counter = field(init=False)
     reconcile_errors: Counter = field(init=False)
     reconcile_duration: Histogram = field(init=False)
+    drift_score: Gauge = field(init=False)
+    drift_breaches: Counter = field(init=False)
     _weights_seen: dict[tuple[str, str], set[str]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,6 +90,18 @@ class Metrics:
             "Wall time of one reconcile, by kind.",
             ["kind"],
             buckets=RECONCILE_BUCKETS,
+            registry=r,
+        )
+        self.drift_score = Gauge(
+            "driftline_drift_monitor_score",
+            "A DriftMonitor's last score: largest effect / threshold (1 = at the bound).",
+            ["namespace", "monitor"],
+            registry=r,
+        )
+        self.drift_breaches = Counter(
+            "driftline_drift_monitor_breaches_total",
+            "Transitions of a DriftMonitor into drift, by its action (alert, rollback, retrain).",
+            ["namespace", "monitor", "action"],
             registry=r,
         )
 

@@ -217,6 +217,7 @@ async def run(
             metrics=metrics,
             cluster=cluster,
             provider=analysis_provider(settings, client, resolve, profile_drift_source(cluster)),
+            fleet=HttpProvider(client, resolve, drift=profile_drift_source(cluster)).fleet,
         )
         await _operate(ctx, stop_flag, ready_flag)
 

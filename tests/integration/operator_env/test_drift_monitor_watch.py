@@ -4,7 +4,9 @@ Against the emulator with kopf unmodified and a 30 s resync: a Model with a refe
 variants run a monitor sidecar), a Deployment, then a DriftMonitor; its window size appears in
 the child Deployment's sidecar environment, and a patch of the DriftMonitor (new window size and
 correction) reaches it within seconds (the DriftMonitor watch makes the Deployment due at once),
-long before the resync would. Deleting the DriftMonitor returns the sidecar to the defaults.
+long before the resync would; the DriftMonitor controller writes the monitor's status (no sidecar
+process answers here: Pending, NoMonitorData, for the patched generation). Deleting the
+DriftMonitor returns the sidecar to the defaults.
 """
 
 from __future__ import annotations
@@ -108,6 +110,27 @@ async def test_a_drift_monitor_change_reaches_the_sidecar_flags(
             timeout=RESYNC_S - 10,
             what="the patched DriftMonitor in the sidecar",
         )
+        # The DriftMonitor controller evaluates it on its timer: no sidecar process answers here
+        # (the Services do not resolve), so its status says so, for the patched generation.
+        evaluated = await aeventually(
+            lambda: (
+                st
+                if (st := status_of(k8s, names.DRIFT_MONITOR.resource, "tiny-drift")).get(
+                    "observedGeneration"
+                )
+                == 2
+                else None
+            ),
+            timeout=RESYNC_S - 10,
+            what="the DriftMonitor's status",
+        )
+        assert evaluated["phase"] == "Pending" and evaluated["drifted"] is False
+        reasons = {c["type"]: c["reason"] for c in evaluated["conditions"]}
+        assert reasons == {
+            "Ready": "NoMonitorData", "Reconciling": "NoMonitorData",
+            "Stalled": "NoMonitorData", "Drifted": "NoMonitorData",
+        }  # fmt: skip
+        assert "lastEvaluated" in evaluated
         kubernetes.client.CustomObjectsApi().delete_namespaced_custom_object(
             names.GROUP, names.VERSION, NS, names.DRIFT_MONITOR.plural, "tiny-drift"
         )

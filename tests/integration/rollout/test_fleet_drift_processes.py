@@ -7,6 +7,11 @@ no drifted feature, so the worst pod's score is 0 and a ``maxDriftScore: 0.1`` g
 The HTTP provider with a drift source merges the two ``GET /v1/window`` documents and judges the
 1,000 merged rows with the DriftMonitor's config: drifted, ``DriftScoreTooHigh``. Both processes
 are started and stopped (SIGTERM, by pid) by the test; readiness is awaited with a deadline.
+
+The DriftMonitor controller's evaluation (``drift_controller.evaluate`` over
+``HttpProvider.fleet``) reads the same two sidecars for the canary of a Deployment whose status
+says it serves ``churn-v2``: status Drifted, Drifted=True (DriftDetected), the drifted features
+listed with their statistics, a DriftDetected transition.
 """
 
 from __future__ import annotations
@@ -18,18 +23,21 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import httpx
 import numpy as np
 import orjson
 import pytest
 
+from driftline.operator import drift_controller, drift_status, names
 from driftline.operator.analysis import Target, Thresholds, judge
 from driftline.operator.analysis_http import Endpoints, FleetDrift, HttpProvider, fleet_decision
+from driftline.operator.api import DriftMonitor
 from driftline.operator.api.driftmonitor import DriftMonitorSpec
 from driftline.operator.render.monitoring import drift_flags
 from driftline.serving import records
@@ -126,6 +134,15 @@ async def test_two_pods_below_min_samples_merge_into_a_drifted_verdict(
             fleet = HttpProvider(client, lambda t: endpoints, drift=drift)
             worst = HttpProvider(client, lambda t: endpoints)
             merged, per_pod = await fleet.measure(CANARY), await worst.measure(CANARY)
+            monitor = DriftMonitor.model_validate(
+                {"apiVersion": names.API_VERSION, "kind": "DriftMonitor",
+                 "metadata": {"name": "churn-drift", "namespace": "default", "generation": 1},
+                 "spec": {**SPEC.model_dump(by_alias=True, exclude_none=True),
+                          "variant": "canary"}}
+            )  # fmt: skip
+            status, _ = await drift_controller.evaluate(
+                _OneDeployment(), fleet.fleet, monitor, datetime.now(UTC)
+            )
 
     gate = Thresholds(min_samples=100, max_drift_score=0.1)
     at = datetime.now(UTC)
@@ -140,3 +157,34 @@ async def test_two_pods_below_min_samples_merge_into_a_drifted_verdict(
     fleet_check = judge(merged, merged, gate, at=at).check("driftScore")
     assert fleet_check is not None and fleet_check.verdict == "fail"
     assert fleet_check.reason == "DriftScoreTooHigh"
+
+    assert (status.phase, status.drifted, status.model, status.window_samples) == (
+        "Drifted", True, "churn-v2", 1000)  # fmt: skip
+    assert [c.reason for c in status.conditions if c.type == drift_status.DRIFTED] == [
+        "DriftDetected"
+    ]
+    drifted = [f for f in status.features if f.drifted]
+    assert drifted and all(f.statistic > (f.threshold or 0) for f in drifted)
+    assert status.score is not None and status.score > 1
+    assert drift_status.transition(None, status) == "DriftDetected"
+
+
+class _OneDeployment:
+    """The cluster seam for the controller: one Deployment whose canary serves churn-v2."""
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        if (kind, namespace, name) != ("Deployment", "default", "churn"):
+            return None
+        return {
+            "apiVersion": names.API_VERSION, "kind": "Deployment",
+            "metadata": {"name": "churn", "namespace": "default", "generation": 1},
+            "spec": {"model": "churn-v2"},
+            "status": {"stableModel": "churn-v1", "canaryModel": "churn-v2"},
+        }  # fmt: skip
+
+    async def list_objects(
+        self, api_version: str, kind: str, namespace: str, selector: Mapping[str, str]
+    ) -> list[dict[str, Any]]:
+        return []

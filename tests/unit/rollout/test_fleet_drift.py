@@ -101,6 +101,8 @@ async def test_halves_below_min_samples_merge_into_a_drifted_window(
     assert m.drift_samples == 1000 and m.drift_score is not None and m.drift_score > 0
     result = provider.last_fleet[CANARY]
     assert (result.pods, result.rows, result.status) == (2, 1000, "drift")
+    assert result.verdict is not None and result.verdict.rows == 1000  # for DriftMonitor status
+    assert result.verdict.drifted and result.verdict.status == result.status
     verdict = judge(m, m, Thresholds(min_samples=100, max_drift_score=0.0), at=datetime.now(UTC))
     assert verdict.verdict == "Failed"
 

@@ -481,8 +481,14 @@ class HttpProvider:
             return None
         return doc
 
-    async def _fleet(self, target: Target, monitors: Sequence[str]) -> FleetDriftResult | None:
-        """The merged window's drift, or None without a drift source or profile."""
+    async def _fleet(
+        self, target: Target, monitors: Sequence[str], spec: DriftMonitorSpec | None = None
+    ) -> FleetDriftResult | None:
+        """The merged window's drift, or None without a drift source or profile.
+
+        With ``spec`` the merged window is judged with that DriftMonitor's tests instead of the
+        drift source's (the monitor that sets the sidecars' flags).
+        """
         if self._drift is None:
             return None
         fleet, *documents = await asyncio.gather(
@@ -490,6 +496,8 @@ class HttpProvider:
         )
         if not isinstance(fleet, FleetDrift):
             return None
+        if spec is not None:
+            fleet = FleetDrift(fleet.profile, fleet_decision(spec, fleet.profile))
         result, merged = await asyncio.to_thread(fleet_drift, fleet, documents, target)
         for problem in merged.problems:
             log.warning("%s/%s %s window skipped: %s", target.namespace, target.deployment,
@@ -506,14 +514,17 @@ class HttpProvider:
         self.last_fleet[target] = result
         return result
 
-    async def fleet(self, target: Target) -> FleetDriftResult | None:
+    async def fleet(
+        self, target: Target, spec: DriftMonitorSpec | None = None
+    ) -> FleetDriftResult | None:
         """The variant's merged window, judged; None without a drift source or profile.
 
-        The DriftMonitor controller's read (``drift_controller``).
+        The DriftMonitor controller's read (``drift_controller``); with ``spec`` the window is
+        judged with that monitor's tests.
         """
         found = self._resolve(target)
         endpoints = found if isinstance(found, Endpoints) else await found
-        return await self._fleet(target, endpoints.monitors)
+        return await self._fleet(target, endpoints.monitors, spec)
 
     async def measure(self, target: Target) -> Measurements:
         """The variant's numbers from every router replica and monitor sidecar, merged."""

@@ -3,9 +3,10 @@
 Owns: one evaluation of one DriftMonitor (``evaluate``): GET the Deployment it names, take the
 Model its ``variant`` serves from the Deployment's status, read and judge the merged window of
 that variant's monitor sidecars through the ``FleetReader`` seam (``analysis_http.HttpProvider
-.fleet``: the same merge and decision config the rollout's fleet drift uses, so the monitor and
-the rollout never disagree), and map the verdict to the status (``drift_status``, pure). The
-kopf timer that calls it, the Event and the metrics live in ``handlers``.
+.fleet``: the merge the rollout's fleet drift gate uses, judged with the evaluated monitor's own
+tests, thresholds, ``minSamples`` and correction), and map the verdict to the status
+(``drift_status``, pure). The kopf timer that calls it, the Event and the metrics live in
+``handlers``.
 
 Failures never raise: a missing Deployment is ``DeploymentNotFound`` (Stalled), an invalid one
 ``DeploymentInvalid``, a variant that is not live ``VariantNotServing``, no profile for its Model
@@ -22,12 +23,13 @@ import pydantic
 from driftline.operator import analysis, drift_status, names
 from driftline.operator.analysis_http import FleetDriftResult
 from driftline.operator.api import Deployment, DriftMonitor
-from driftline.operator.api.driftmonitor import DriftMonitorStatus
+from driftline.operator.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus
 from driftline.operator.errors import OperatorError
 from driftline.operator.k8s import Reader
 
-FleetReader = Callable[[analysis.Target], Awaitable[FleetDriftResult | None]]
-"""Reads and judges a variant's merged window; None when its Model has no usable profile."""
+FleetReader = Callable[[analysis.Target, DriftMonitorSpec], Awaitable[FleetDriftResult | None]]
+"""Reads a variant's merged window and judges it with the monitor's tests; None when its Model
+has no usable profile."""
 
 
 def variant_model(deployment: Deployment, variant: str) -> str | None:
@@ -66,7 +68,7 @@ async def evaluate(
     if model is None:
         message = f"Deployment {spec.deployment!r} has no {spec.variant} variant serving now"
         return drift_status.failed_status(monitor, "VariantNotServing", message, now), deployment
-    result = await fleet(analysis.Target(namespace, spec.deployment, spec.variant, model))
+    result = await fleet(analysis.Target(namespace, spec.deployment, spec.variant, model), spec)
     if result is None:
         message = f"Model {model!r} has no reference profile (spec.reference), nothing to judge"
         return drift_status.failed_status(monitor, "NoProfile", message, now), deployment

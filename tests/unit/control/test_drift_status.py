@@ -29,7 +29,7 @@ import numpy as np
 from driftline.operator import analysis, drift_controller, drift_status, names
 from driftline.operator import drift_status as ds
 from driftline.operator.analysis_http import FleetDriftResult
-from driftline.operator.api.driftmonitor import DriftMonitor, DriftMonitorStatus
+from driftline.operator.api.driftmonitor import DriftMonitor, DriftMonitorSpec, DriftMonitorStatus
 from driftline.operator.conditions import KStatus, find, kstatus
 from driftline.serving.drift.decide import DecisionConfig, Verdict
 from driftline.serving.drift.evaluate import evaluate_table
@@ -184,7 +184,10 @@ class Fleet:
         self.result = result
         self.asked: list[analysis.Target] = []
 
-    async def __call__(self, target: analysis.Target) -> FleetDriftResult | None:
+    async def __call__(
+        self, target: analysis.Target, spec: DriftMonitorSpec
+    ) -> FleetDriftResult | None:
+        assert spec.deployment == "churn"
         self.asked.append(target)
         return self.result
 
@@ -229,3 +232,54 @@ def test_due() -> None:
     assert drift_status.due(monitor(done, interval="5m"), NOW + timedelta(minutes=5))
     old_generation = done.model_copy(update={"observed_generation": 2})
     assert drift_status.due(monitor(old_generation, interval="5m"), NOW)
+
+
+def test_the_handler_writes_status_posts_one_event_and_counts_one_breach(
+    monkeypatch: Any,
+) -> None:
+    import kopf
+    from prometheus_client import CollectorRegistry
+
+    from driftline.operator import handlers
+    from driftline.operator.metrics import Metrics
+    from driftline.operator.settings import OperatorSettings
+
+    events: list[tuple[str, str]] = []
+    monkeypatch.setattr(kopf, "warn", lambda body, reason, message: events.append(("W", reason)))
+    monkeypatch.setattr(kopf, "info", lambda body, reason, message: events.append(("I", reason)))
+    registry = CollectorRegistry()
+    v = verdict(0.6)
+    ctx = handlers.Context(
+        settings=OperatorSettings(),
+        metrics=Metrics(registry),
+        cluster=Deployments({"churn": deployment({"canaryModel": "churn-v2"})}),  # type: ignore[arg-type]
+        clock=lambda: NOW,
+        fleet=Fleet(FleetDriftResult(0.5, v.rows, v.status, 2, {}, v)),
+    )
+    body: Any = monitor(action="rollback").model_dump(by_alias=True, mode="json", exclude_none=True)
+    patch = kopf.Patch()
+    asyncio.run(handlers.evaluate_drift_monitor(ctx, body, patch, kopf.Body(body)))
+    written = DriftMonitorStatus.model_validate(patch["status"])
+    assert (written.phase, written.last_action) == ("Drifted", NOW)
+    assert "action rollback: recorded" in (written.message or "")
+    assert events == [("W", "DriftDetected")]
+    labels = {"namespace": "default", "monitor": "churn-drift", "action": "rollback"}
+    assert registry.get_sample_value("driftline_drift_monitor_breaches_total", labels) == 1.0
+    score = registry.get_sample_value(
+        "driftline_drift_monitor_score", {"namespace": "default", "monitor": "churn-drift"}
+    )
+    assert score is not None and score > 1
+
+    # Evaluated a minute later, still drifted: no second Event, no second breach.
+    body["status"] = patch["status"]
+    again = kopf.Patch()
+    ctx.clock = lambda: NOW + timedelta(minutes=2)
+    asyncio.run(handlers.evaluate_drift_monitor(ctx, body, again, kopf.Body(body)))
+    assert events == [("W", "DriftDetected")]
+    assert registry.get_sample_value("driftline_drift_monitor_breaches_total", labels) == 1.0
+    # Not due yet: nothing is read or written.
+    body["status"] = again["status"]
+    asked = len(ctx.fleet.asked)  # type: ignore[union-attr]
+    idle = kopf.Patch()
+    asyncio.run(handlers.evaluate_drift_monitor(ctx, body, idle, kopf.Body(body)))
+    assert "status" not in idle and len(ctx.fleet.asked) == asked  # type: ignore[union-attr]

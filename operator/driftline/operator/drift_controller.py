@@ -17,15 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 import pydantic
 
-from driftline.operator import analysis, drift_status, names
+from driftline.operator import analysis, drift_status, names, rollout
 from driftline.operator.analysis_http import FleetDriftResult
 from driftline.operator.api import Deployment, DriftMonitor
 from driftline.operator.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus
 from driftline.operator.errors import OperatorError
 from driftline.operator.k8s import Reader
+from driftline.operator.manifests import JsonObject
 
 FleetReader = Callable[[analysis.Target, DriftMonitorSpec], Awaitable[FleetDriftResult | None]]
 """Reads a variant's merged window and judges it with the monitor's tests; None when its Model
@@ -79,3 +81,62 @@ async def evaluate(
         )
         return drift_status.failed_status(monitor, "NoMonitorData", message, now), deployment
     return drift_status.evaluated_status(monitor, result.verdict, model, now), deployment
+
+
+@runtime_checkable
+class Patcher(Protocol):
+    """The one write the rollback action needs: a JSON merge patch (``KubeClient.merge_patch``)."""
+
+    async def merge_patch(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: JsonObject
+    ) -> JsonObject | None:
+        """Merge-patch one object; its new state, or None when it is absent."""
+        ...
+
+
+def rollback_model(monitor: DriftMonitor, deployment: Deployment | None) -> str | None:
+    """The Model under rollout that a breach of this monitor rolls back, or None. Pure.
+
+    Only a monitor of the ``canary`` or ``shadow`` variant, while the Deployment's status says
+    that variant serves a Model (a rollout in progress): a drifted stable has nothing to roll
+    back to.
+    """
+    if deployment is None or monitor.spec.variant == "stable":
+        return None
+    return variant_model(deployment, monitor.spec.variant)
+
+
+async def rollback(
+    cluster: object,
+    monitor: DriftMonitor,
+    deployment: Deployment | None,
+    now: datetime,
+    entropy: str,
+) -> str:
+    """Fail the rollout of the drifted canary/shadow with the ``abort`` command. Never raises.
+
+    The same patch ``kubectl driftline abort`` sends: an annotation a GitOps sync does not revert.
+
+    Returns:
+        What was done, for the status message and the Event.
+    """
+    model = rollback_model(monitor, deployment)
+    if model is None or deployment is None:
+        return f"no rollout of the {monitor.spec.variant} variant in progress, nothing rolled back"
+    if not isinstance(cluster, Patcher):
+        return "this cluster client cannot patch, nothing rolled back"
+    command = rollout.Command("abort", rollout.new_command_id(now, entropy))
+    namespace = deployment.metadata.namespace or "default"
+    try:
+        await cluster.merge_patch(
+            names.API_VERSION,
+            names.DEPLOYMENT.kind,
+            namespace,
+            deployment.metadata.name,
+            rollout.command_patch(command),  # type: ignore[arg-type]
+        )
+    except OperatorError as e:
+        return f"the abort of the rollout of {model} failed: {e}"
+    return (
+        f"aborted the rollout of {model} ({names.ANNOTATION_COMMAND}={command.annotation_value()})"
+    )

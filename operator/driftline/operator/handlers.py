@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -329,8 +330,8 @@ async def evaluate_drift_monitor(
 ) -> None:
     """Judge a due DriftMonitor's window; write its status, an Event on a transition, metrics.
 
-    ``action: rollback`` and ``retrain`` are recorded (status message, breach counter by action)
-    but act on nothing yet: see the README's "Not there yet".
+    ``action: rollback`` aborts the rollout of a drifted canary/shadow (the ``abort`` command);
+    ``retrain`` is recorded only (status message, breach counter by action).
     """
     raw = _plain(body)
     try:
@@ -340,15 +341,20 @@ async def evaluate_drift_monitor(
     now = ctx.clock()
     if ctx.fleet is None or not drift_status.due(monitor, now):
         return
-    new, _ = await drift_controller.evaluate(ctx.cluster, ctx.fleet, monitor, now)
+    new, deployment = await drift_controller.evaluate(ctx.cluster, ctx.fleet, monitor, now)
     namespace, name = monitor.metadata.namespace or "default", monitor.metadata.name
     change = drift_status.transition(monitor.status, new)
     if change == "DriftDetected":
         action = monitor.spec.action
         ctx.metrics.drift_breaches.labels(namespace, name, action).inc()
         message = new.message or "drift detected"
-        if action != "alert":
-            message += f" (action {action}: recorded; no controller acts on it yet)"
+        if action == "rollback":
+            done = await drift_controller.rollback(
+                ctx.cluster, monitor, deployment, now, secrets.token_hex(3)
+            )
+            message += f" (action rollback: {done})"
+        elif action == "retrain":
+            message += " (action retrain: recorded; no RetrainPolicy controller exists yet)"
         new = new.model_copy(update={"last_action": now, "message": message})
         kopf.warn(event_body, reason=change, message=new.message or "drift detected")
     elif change == "DriftRecovered":

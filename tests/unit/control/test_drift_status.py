@@ -29,6 +29,7 @@ import numpy as np
 from driftline.operator import analysis, drift_controller, drift_status, names
 from driftline.operator import drift_status as ds
 from driftline.operator.analysis_http import FleetDriftResult
+from driftline.operator.api import Deployment
 from driftline.operator.api.driftmonitor import DriftMonitor, DriftMonitorSpec, DriftMonitorStatus
 from driftline.operator.conditions import KStatus, find, kstatus
 from driftline.serving.drift.decide import DecisionConfig, Verdict
@@ -167,6 +168,21 @@ class Deployments:
         raise AssertionError("not listed")
 
 
+class Patchable(Deployments):
+    """Deployments that also take merge patches (the rollback action's write)."""
+
+    def __init__(self, items: Mapping[str, dict[str, Any]]) -> None:
+        super().__init__(items)
+        self.patches: list[tuple[str, dict[str, Any]]] = []
+
+    async def merge_patch(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        assert (api_version, kind, namespace) == (names.API_VERSION, "Deployment", "default")
+        self.patches.append((name, patch))
+        return self.items.get(name)
+
+
 def deployment(status: dict[str, Any] | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "apiVersion": names.API_VERSION,
@@ -249,10 +265,13 @@ def test_the_handler_writes_status_posts_one_event_and_counts_one_breach(
     monkeypatch.setattr(kopf, "info", lambda body, reason, message: events.append(("I", reason)))
     registry = CollectorRegistry()
     v = verdict(0.6)
+    cluster = Patchable(
+        {"churn": deployment({"stableModel": "churn-v1", "canaryModel": "churn-v2"})}
+    )
     ctx = handlers.Context(
         settings=OperatorSettings(),
         metrics=Metrics(registry),
-        cluster=Deployments({"churn": deployment({"canaryModel": "churn-v2"})}),  # type: ignore[arg-type]
+        cluster=cluster,  # type: ignore[arg-type]
         clock=lambda: NOW,
         fleet=Fleet(FleetDriftResult(0.5, v.rows, v.status, 2, {}, v)),
     )
@@ -261,7 +280,11 @@ def test_the_handler_writes_status_posts_one_event_and_counts_one_breach(
     asyncio.run(handlers.evaluate_drift_monitor(ctx, body, patch, kopf.Body(body)))
     written = DriftMonitorStatus.model_validate(patch["status"])
     assert (written.phase, written.last_action) == ("Drifted", NOW)
-    assert "action rollback: recorded" in (written.message or "")
+    # action rollback on the canary: the abort command, as `kubectl driftline abort` sends it
+    assert "action rollback: aborted the rollout of churn-v2" in (written.message or "")
+    [(name, sent)] = cluster.patches
+    command = sent["metadata"]["annotations"][names.ANNOTATION_COMMAND]
+    assert name == "churn" and command.startswith("abort:")
     assert events == [("W", "DriftDetected")]
     labels = {"namespace": "default", "monitor": "churn-drift", "action": "rollback"}
     assert registry.get_sample_value("driftline_drift_monitor_breaches_total", labels) == 1.0
@@ -277,9 +300,27 @@ def test_the_handler_writes_status_posts_one_event_and_counts_one_breach(
     asyncio.run(handlers.evaluate_drift_monitor(ctx, body, again, kopf.Body(body)))
     assert events == [("W", "DriftDetected")]
     assert registry.get_sample_value("driftline_drift_monitor_breaches_total", labels) == 1.0
+    assert len(cluster.patches) == 1  # the action fires once per breach
     # Not due yet: nothing is read or written.
     body["status"] = again["status"]
     asked = len(ctx.fleet.asked)  # type: ignore[union-attr]
     idle = kopf.Patch()
     asyncio.run(handlers.evaluate_drift_monitor(ctx, body, idle, kopf.Body(body)))
     assert "status" not in idle and len(ctx.fleet.asked) == asked  # type: ignore[union-attr]
+
+
+def test_rollback_needs_a_rollout_of_the_monitored_variant() -> None:
+    stable_only = Deployment.from_manifest(deployment({"stableModel": "v1"}))
+    canary = Deployment.from_manifest(deployment({"stableModel": "v1", "canaryModel": "v2"}))
+    assert drift_controller.rollback_model(monitor(variant="canary"), canary) == "v2"
+    assert drift_controller.rollback_model(monitor(variant="canary"), stable_only) is None
+    assert drift_controller.rollback_model(monitor(variant="stable"), canary) is None
+    cluster = Patchable({})
+    done = asyncio.run(
+        drift_controller.rollback(cluster, monitor(variant="canary"), stable_only, NOW, "ab")
+    )
+    assert "nothing rolled back" in done and cluster.patches == []
+    plain = asyncio.run(
+        drift_controller.rollback(Deployments({}), monitor(variant="canary"), canary, NOW, "ab")
+    )
+    assert "cannot patch" in plain
